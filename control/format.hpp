@@ -1,0 +1,22 @@
+#pragma once
+// Text helpers shared by ctlbctl's outputs: addresses, tuples, flags, JSON.
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "dataplane/flow/flow_key.hpp"
+#include "dataplane/packet/packet_view.hpp"
+
+namespace ctlb::control {
+
+std::string format_ipv4(std::uint32_t host_order);
+std::string format_ipv6(const std::uint8_t addr[16]);
+// "198.18.1.2:40000" or "[2001:2::1]:80"
+std::string format_endpoint(const packet::PacketView& v, bool source);
+// The flow in its original direction: "initiator > responder".
+std::string format_flow(const packet::PacketView& v, bool packet_is_orig);
+// tcpdump-like flags: S, SA, F, FA, R, RA, P, ., U, E, W.
+std::string format_flags(std::uint8_t flags);
+std::string json_escape(std::string_view s);
+
+}  // namespace ctlb::control

@@ -1,0 +1,240 @@
+#pragma once
+// One worker's connection tracker: parsed packet -> flow key -> table entry
+// -> TCP state machine -> verdict, with every outcome counted. The workers,
+// the micro-benchmarks and `ctlbctl trace` all run this same code.
+#include <array>
+#include <cstdint>
+#include <string_view>
+
+#include "dataplane/flow/flow_key.hpp"
+#include "dataplane/flow/flow_table.hpp"
+#include "dataplane/packet/packet_view.hpp"
+#include "dataplane/packet/parse_result.hpp"
+#include "dataplane/tcp/tcp_tracker.hpp"
+
+namespace ctlb::flow {
+
+// X(field, name, description)
+#define CTLB_TRACKER_COUNTERS(X)                                                         \
+  X(tcp_packets, "tcp_packets", "TCP segments tracked")                                  \
+  X(accepted, "accepted", "TCP segments with verdict accept")                            \
+  X(invalid, "invalid", "TCP segments with verdict invalid")                             \
+  X(flows_created, "flows_created", "connections opened")                                \
+  X(flows_reopened, "flows_reopened", "connections re-opened by a SYN on a closed tuple") \
+  X(flows_destroyed, "flows_destroyed", "connections ended at once (RST before any reply)") \
+  X(flows_expired, "flows_expired", "connections freed by an expiry request")            \
+  X(flows_reclaimed, "flows_reclaimed", "expired connections freed inline to make room") \
+  X(flows_evicted, "flows_evicted", "live connections evicted to make room")             \
+  X(untracked_table_full, "untracked_table_full", "new connections not tracked: no room")
+
+struct TrackerCounters {
+#define CTLB_X(f, n, d) std::uint64_t f;
+  CTLB_TRACKER_COUNTERS(CTLB_X)
+#undef CTLB_X
+  std::uint64_t parse[packet::kParseResultCount];
+  std::uint64_t reasons[tcp::kReasonCount];
+  std::int64_t flows_in_state[tcp::kCtStateCount];  // gauge
+};
+
+struct TrackResult {
+  tcp::Verdict verdict = tcp::Verdict::Accept;
+  tcp::Reason reason = tcp::Reason::Ok;
+  tcp::Dir dir = tcp::Dir::Orig;
+  tcp::CtState state = tcp::CtState::None;  // after the packet (None: no entry)
+  tcp::EpState initiator = tcp::EpState::Closed;
+  tcp::EpState responder = tcp::EpState::Closed;
+  bool initiator_is_lo = true;  // to print the flow in its original direction
+  Handle handle = kNoHandle;
+};
+
+// Clock of the tracker: milliseconds since an epoch of the caller's choice.
+struct Clock {
+  std::uint64_t ms;
+  Millis now() const noexcept { return static_cast<Millis>(ms); }
+  std::uint32_t seconds() const noexcept { return static_cast<std::uint32_t>(ms / 1000); }
+};
+
+class Tracker {
+ public:
+  Tracker(FlowTable<V4> v4, FlowTable<V6> v6, const tcp::Config& cfg) noexcept
+      : v4_(v4), v6_(v6), cfg_(cfg), policy_{&cfg_.timeouts} {}
+
+  TrackerCounters& counters() noexcept { return counters_; }
+  const TrackerCounters& counters() const noexcept { return counters_; }
+  FlowTable<V4>& table_v4() noexcept { return v4_; }
+  FlowTable<V6>& table_v6() noexcept { return v6_; }
+  const tcp::Config& config() const noexcept { return cfg_; }
+  const EvictionPolicy& policy() const noexcept { return policy_; }
+
+  // Tracks one parsed TCP segment (parse result Tcp).
+  TrackResult track(const packet::PacketView& v, Clock clock) noexcept {
+    ++counters_.tcp_packets;
+    TrackResult r = v.family == packet::IpFamily::V4 ? track_in(v4_, v, clock) : track_in(v6_, v, clock);
+    ++counters_.reasons[static_cast<std::size_t>(r.reason)];
+    if (r.verdict == tcp::Verdict::Accept) ++counters_.accepted;
+    else ++counters_.invalid;
+    return r;
+  }
+
+  void count_parse(packet::ParseResult p) noexcept { ++counters_.parse[static_cast<std::size_t>(p)]; }
+
+  template <class F>
+  ExpireStatus expire(FlowTable<F>& table, Handle h, std::uint32_t version, Clock clock) noexcept {
+    const auto state = table.entry(h).status.ct_state;
+    const ExpireStatus s = table.expire(h, version, clock.now(), policy_);
+    if (s == ExpireStatus::Expired) {
+      ++counters_.flows_expired;
+      --counters_.flows_in_state[state];
+    }
+    return s;
+  }
+
+  static void load(const EntryV4& e, const Cold& c, tcp::State& s) noexcept { load_common(e, c, s); }
+  static void load(const EntryV6& e, const Cold& c, tcp::State& s) noexcept { load_common(e, c, s); }
+
+ private:
+  template <class E>
+  static void load_common(const E& e, const Cold& c, tcp::State& s) noexcept {
+    s.last_seen = e.last_seen;
+    s.st = e.status;
+    s.last_end = e.last_end;
+    s.track = e.track;
+    s.last_seq = c.last_seq;
+    s.last_ack = c.last_ack;
+    s.last_win = c.last_win;
+  }
+
+  template <class F>
+  static void store(FlowTable<F>& table, Handle h, const tcp::State& s) noexcept {
+    auto& e = table.entry(h);
+    Cold& c = table.cold(h);
+    FlowTable<F>::write_begin(e);
+    e.last_seen = s.last_seen;
+    e.status = s.st;
+    e.last_end = s.last_end;
+    e.track = s.track;
+    c.last_seq = s.last_seq;
+    c.last_ack = s.last_ack;
+    c.last_win = s.last_win;
+    FlowTable<F>::write_end(e);
+  }
+
+  void gauge_move(tcp::CtState from, tcp::CtState to) noexcept {
+    if (from == to) return;
+    if (from != tcp::CtState::None) --counters_.flows_in_state[static_cast<std::size_t>(from)];
+    if (to != tcp::CtState::None) ++counters_.flows_in_state[static_cast<std::size_t>(to)];
+  }
+
+  static void fill(TrackResult& r, const tcp::State& s) noexcept {
+    r.state = s.ct();
+    r.initiator = s.initiator();
+    r.responder = s.responder();
+    r.initiator_is_lo = s.st.initiator_is_lo;
+  }
+
+  template <class F>
+  TrackResult track_in(FlowTable<F>& table, const packet::PacketView& v, Clock clock) noexcept {
+    TrackResult r;
+    typename F::Key key;
+    const Side side = make_key(v, key);
+    const std::uint32_t hash = hash_key(key);
+    const Millis now = clock.now();
+    Handle h = table.lookup(key, hash);
+    tcp::State s;
+    if (h != kNoHandle) {
+      load(table.entry(h), table.cold(h), s);
+      fill(r, s);
+      r.handle = h;
+      r.dir = ((side == Side::Lo) == static_cast<bool>(s.st.initiator_is_lo)) ? tcp::Dir::Orig : tcp::Dir::Reply;
+    } else {
+      r.initiator_is_lo = side == Side::Lo;
+    }
+    if (!tcp::valid_flags(v.flags)) {
+      r.verdict = tcp::Verdict::Invalid;
+      r.reason = tcp::Reason::BadFlags;
+      return r;
+    }
+    if (h == kNoHandle) return open(table, key, hash, side, v, clock, r);
+
+    const tcp::CtState before = s.ct();
+    const tcp::Outcome o = tcp::track(s, v, r.dir, now, cfg_);
+    r.verdict = o.verdict;
+    r.reason = o.reason;
+    switch (o.action) {
+      case tcp::Action::Store:
+      case tcp::Action::Drop:
+        store(table, h, s);
+        gauge_move(before, s.ct());
+        fill(r, s);
+        return r;
+      case tcp::Action::Destroy:
+        gauge_move(before, tcp::CtState::None);
+        table.erase(h);
+        ++counters_.flows_destroyed;
+        r.state = tcp::CtState::None;
+        r.handle = kNoHandle;
+        return r;
+      case tcp::Action::Reopen: {
+        // The old connection is over; the SYN's sender initiates the new one.
+        gauge_move(before, tcp::CtState::None);
+        ++counters_.flows_reopened;
+        tcp::open_connection(s, v, side == Side::Lo, now, cfg_);
+        const tcp::Outcome o2 = tcp::track(s, v, tcp::Dir::Orig, now, cfg_);
+        store(table, h, s);
+        table.cold(h).created_s = clock.seconds();
+        gauge_move(tcp::CtState::None, s.ct());
+        r.dir = tcp::Dir::Orig;
+        r.verdict = o2.verdict;
+        r.reason = tcp::Reason::Reopened;
+        fill(r, s);
+        return r;
+      }
+    }
+    return r;
+  }
+
+  template <class F>
+  TrackResult open(FlowTable<F>& table, const typename F::Key& key, std::uint32_t hash, Side side,
+                   const packet::PacketView& v, Clock clock, TrackResult& r) noexcept {
+    tcp::State s;
+    const Millis now = clock.now();
+    const tcp::Reason why = tcp::open_connection(s, v, side == Side::Lo, now, cfg_);
+    if (why != tcp::Reason::Ok) {
+      r.verdict = tcp::Verdict::Invalid;
+      r.reason = why;
+      return r;
+    }
+    const tcp::Outcome o = tcp::track(s, v, tcp::Dir::Orig, now, cfg_);
+    r.dir = tcp::Dir::Orig;
+    r.verdict = o.verdict;
+    r.reason = o.reason;
+    if (o.verdict == tcp::Verdict::Invalid || o.action == tcp::Action::Destroy) return r;
+    const InsertResult ins = table.insert(key, hash, now, policy_);
+    if (ins.status == InsertStatus::Refused) {
+      ++counters_.untracked_table_full;
+      r.reason = tcp::Reason::NoEntry;
+      return r;
+    }
+    if (ins.status != InsertStatus::Inserted) {
+      gauge_move(static_cast<tcp::CtState>(ins.victim.ct_state), tcp::CtState::None);
+      if (ins.status == InsertStatus::Evicted) ++counters_.flows_evicted;
+      else ++counters_.flows_reclaimed;
+    }
+    store(table, ins.handle, s);
+    table.cold(ins.handle).created_s = clock.seconds();
+    table.cold(ins.handle).backend = kNoBackend;
+    ++counters_.flows_created;
+    gauge_move(tcp::CtState::None, s.ct());
+    r.handle = ins.handle;
+    fill(r, s);
+    return r;
+  }
+
+  FlowTable<V4> v4_;
+  FlowTable<V6> v6_;
+  tcp::Config cfg_;
+  EvictionPolicy policy_;
+  TrackerCounters counters_{};
+};
+
+}  // namespace ctlb::flow

@@ -1,0 +1,201 @@
+#pragma once
+// Frame parser: Ethernet, 802.1Q/802.1ad (two tags), IPv4 (options,
+// fragments), IPv6 (extension headers), TCP (flags, options). Pure code over
+// a byte span: the dataplane feeds it mbuf data, tests and `trace` feed it
+// buffers. It never reads outside [data, data + len). Inline because it is
+// the first stage of every packet.
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "dataplane/common/bytes.hpp"
+#include "dataplane/packet/packet_view.hpp"
+
+namespace ctlb::packet {
+
+namespace detail {
+
+inline constexpr std::uint16_t kEtherIpv4 = 0x0800;
+inline constexpr std::uint16_t kEtherIpv6 = 0x86DD;
+inline constexpr std::uint16_t kEtherVlan = 0x8100;
+inline constexpr std::uint16_t kEtherQinQ = 0x88A8;
+inline constexpr std::uint16_t kEtherQinQOld = 0x9100;
+inline constexpr std::uint8_t kProtoTcp = 6;
+inline constexpr int kMaxIpv6ExtHeaders = 8;
+
+inline bool is_vlan_ethertype(std::uint16_t t) noexcept {
+  return t == kEtherVlan || t == kEtherQinQ || t == kEtherQinQOld;
+}
+
+}  // namespace detail
+
+// Parses TCP options like the Linux stack does: EOL ends, NOP is one byte,
+// every other option has a length >= 2 that must fit. A bad length stops
+// parsing and marks the options malformed; it does not make the segment bad.
+inline void parse_tcp_options(const std::uint8_t* p, std::size_t len, TcpOptions& out) noexcept {
+  std::size_t i = 0;
+  while (i < len) {
+    const std::uint8_t kind = p[i];
+    if (kind == 0) return;  // EOL
+    if (kind == 1) {        // NOP
+      ++i;
+      continue;
+    }
+    if (i + 1 >= len) {
+      out.malformed = true;
+      return;
+    }
+    const std::uint8_t size = p[i + 1];
+    if (size < 2 || size > len - i) {
+      out.malformed = true;
+      return;
+    }
+    const std::uint8_t* body = p + i + 2;
+    switch (kind) {
+      case 2:  // MSS
+        if (size == 4) {
+          out.mss = load_be16(body);
+          out.has_mss = true;
+        }
+        break;
+      case 3:  // window scale
+        if (size == 3) {
+          out.wscale = body[0];
+          out.has_wscale = true;
+        }
+        break;
+      case 4:  // SACK permitted
+        if (size == 2) out.sack_permitted = true;
+        break;
+      case 5:  // SACK blocks
+        if (size >= 10 && (size - 2) % 8 == 0) {
+          const int blocks = (size - 2) / 8;
+          for (int b = 0; b < blocks && out.sack_blocks < 4; ++b)
+            out.sack_right[out.sack_blocks++] = load_be32(body + b * 8 + 4);
+        }
+        break;
+      default:
+        break;
+    }
+    i += size;
+  }
+}
+
+namespace detail {
+
+inline ParseResult parse_tcp(const std::uint8_t* l4, std::uint32_t l4_len, PacketView& v) noexcept {
+  if (l4_len < 20) return ParseResult::TcpTruncated;
+  v.sport = load_be16(l4);
+  v.dport = load_be16(l4 + 2);
+  v.seq = load_be32(l4 + 4);
+  v.ack = load_be32(l4 + 8);
+  const std::uint8_t doff = l4[12] >> 4;
+  v.flags = l4[13];
+  v.window = load_be16(l4 + 14);
+  if (doff < 5) return ParseResult::TcpBadDataOffset;
+  v.header_len = static_cast<std::uint8_t>(doff * 4);
+  if (v.header_len > l4_len) return ParseResult::TcpDataOffsetOverrun;
+  v.payload_len = l4_len - v.header_len;
+  v.options = TcpOptions{};
+  if (v.header_len > 20) parse_tcp_options(l4 + 20, v.header_len - 20u, v.options);
+  return ParseResult::Tcp;
+}
+
+inline ParseResult parse_ipv4(const std::uint8_t* ip, std::size_t avail, PacketView& v) noexcept {
+  if (avail < 20) return ParseResult::Ipv4Truncated;
+  if ((ip[0] >> 4) != 4) return ParseResult::Ipv4BadVersion;
+  const std::uint32_t ihl = (ip[0] & 0x0f) * 4u;
+  if (ihl < 20) return ParseResult::Ipv4BadIhl;
+  if (ihl > avail) return ParseResult::Ipv4HeaderOverrun;
+  const std::uint32_t total = load_be16(ip + 2);
+  if (total < ihl) return ParseResult::Ipv4TotalLenTooSmall;
+  if (total > avail) return ParseResult::Ipv4TotalLenOverrun;  // trailing padding is fine
+  v.family = IpFamily::V4;
+  v.ttl = ip[8];
+  v.l4_proto = ip[9];
+  std::memcpy(v.src, ip + 12, 4);
+  std::memcpy(v.dst, ip + 16, 4);
+  const std::uint16_t frag = load_be16(ip + 6);
+  const std::uint16_t frag_offset = frag & 0x1fff;
+  const bool more_fragments = (frag & 0x2000) != 0;
+  v.fragment = frag_offset != 0 ? Fragment::Later : (more_fragments ? Fragment::First : Fragment::None);
+  v.l4_offset = static_cast<std::uint16_t>(v.l3_offset + ihl);
+  v.l4_len = total - ihl;
+  if (v.fragment == Fragment::Later) return ParseResult::IpFragment;
+  if (v.l4_proto != kProtoTcp) return ParseResult::NonTcp;
+  return parse_tcp(ip + ihl, v.l4_len, v);
+}
+
+inline ParseResult parse_ipv6(const std::uint8_t* ip, std::size_t avail, PacketView& v) noexcept {
+  if (avail < 40) return ParseResult::Ipv6Truncated;
+  if ((ip[0] >> 4) != 6) return ParseResult::Ipv6BadVersion;
+  const std::uint32_t payload = load_be16(ip + 4);
+  if (40 + payload > avail) return ParseResult::Ipv6PayloadOverrun;
+  v.family = IpFamily::V6;
+  v.ttl = ip[7];
+  std::memcpy(v.src, ip + 8, 16);
+  std::memcpy(v.dst, ip + 24, 16);
+  std::uint8_t next = ip[6];
+  std::uint32_t off = 40;  // from the start of the IPv6 header
+  const std::uint32_t end = 40 + payload;
+  v.fragment = Fragment::None;
+  for (int n = 0;; ++n) {
+    if (next != 0 && next != 43 && next != 44 && next != 60) break;
+    if (n == kMaxIpv6ExtHeaders) return ParseResult::Ipv6ExtTooMany;
+    if (off + 8 > end) return ParseResult::Ipv6ExtTruncated;
+    const std::uint8_t* ext = ip + off;
+    if (next == 44) {  // fragment header: fixed 8 bytes
+      const std::uint16_t frag = load_be16(ext + 2);
+      const std::uint16_t frag_offset = frag >> 3;
+      const bool more = (frag & 1) != 0;
+      if (frag_offset != 0) {
+        v.fragment = Fragment::Later;
+      } else if (more) {
+        v.fragment = Fragment::First;
+      }
+      next = ext[0];
+      off += 8;
+    } else {
+      const std::uint32_t ext_len = (ext[1] + 1u) * 8u;
+      if (off + ext_len > end) return ParseResult::Ipv6ExtTruncated;
+      next = ext[0];
+      off += ext_len;
+    }
+    if (v.fragment == Fragment::Later) {
+      v.l4_proto = next;
+      v.l4_offset = static_cast<std::uint16_t>(v.l3_offset + off);
+      v.l4_len = end - off;
+      return ParseResult::IpFragment;
+    }
+  }
+  v.l4_proto = next;
+  v.l4_offset = static_cast<std::uint16_t>(v.l3_offset + off);
+  v.l4_len = end - off;
+  if (next != kProtoTcp) return ParseResult::NonTcp;
+  return parse_tcp(ip + off, v.l4_len, v);
+}
+
+}  // namespace detail
+
+inline ParseResult parse_frame(const std::uint8_t* data, std::size_t len, PacketView& v) noexcept {
+  if (len < 14) return ParseResult::EthTruncated;
+  std::size_t off = 12;
+  std::uint16_t type = load_be16(data + off);
+  v.vlan_count = 0;
+  while (detail::is_vlan_ethertype(type)) {
+    if (v.vlan_count == 2) return ParseResult::VlanTooDeep;
+    if (off + 6 > len) return ParseResult::VlanTruncated;
+    v.vlan_tci[v.vlan_count++] = static_cast<std::uint16_t>(load_be16(data + off + 2) & 0x0fff);
+    off += 4;
+    type = load_be16(data + off);
+  }
+  off += 2;
+  v.ether_type = type;
+  v.l3_offset = static_cast<std::uint16_t>(off);
+  v.family = IpFamily::None;
+  if (type == detail::kEtherIpv4) return detail::parse_ipv4(data + off, len - off, v);
+  if (type == detail::kEtherIpv6) return detail::parse_ipv6(data + off, len - off, v);
+  return ParseResult::NotIp;
+}
+
+}  // namespace ctlb::packet
