@@ -32,6 +32,9 @@ constexpr std::string_view kUsage =
     "  --stuck-after SECS    idle time after which CLOSE_WAIT, FIN_WAIT_2 and half-open\n"
     "                        connections are reported as stuck (default 30)\n"
     "  --capacity N          flow table capacity per address family (default 262144)\n"
+    "  --verify-checksum     TCP segments with a bad checksum are invalid (as with\n"
+    "                        nf_conntrack_checksum=1); off by default because captures\n"
+    "                        taken on a sending host carry offloaded checksums\n"
     "  --liberal             window tracking like nf_conntrack_tcp_be_liberal=1\n"
     "  --no-pickup           do not pick up connections mid-stream (tcp_loose=0)\n"
     "  --msl SECS            maximum segment lifetime; TIME_WAIT lasts 2 x MSL (default 120)\n"
@@ -68,6 +71,8 @@ int cmd_trace(const std::vector<std::string_view>& args) {
       opts.json = true;
     } else if (a == "--summary") {
       opts.summary_only = true;
+    } else if (a == "--verify-checksum") {
+      opts.verify_checksum = true;
     } else if (a == "--liberal") {
       opts.tcp.liberal = true;
     } else if (a == "--no-pickup") {

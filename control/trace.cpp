@@ -9,6 +9,7 @@
 #include "control/format.hpp"
 #include "control/stuck.hpp"
 #include "dataplane/flow/tracker.hpp"
+#include "dataplane/packet/checksum.hpp"
 #include "dataplane/packet/parse.hpp"
 
 namespace ctlb::control {
@@ -120,7 +121,10 @@ bool trace_capture(const TraceOptions& opts, TraceOutput& out, std::string& erro
     rec.state = tcp::CtState::None;
     rec.initiator = rec.responder = tcp::EpState::Closed;
     if (rec.parse == packet::ParseResult::Tcp) {
-      const flow::TrackResult r = tracker.track(v, flow::Clock{now_ms});
+      const bool bad_checksum = opts.verify_checksum && v.fragment == packet::Fragment::None &&
+                                hdr->caplen >= hdr->len && !packet::tcp_checksum_ok(data, v);
+      const flow::TrackResult r = bad_checksum ? tracker.reject(v, tcp::Reason::BadChecksum)
+                                               : tracker.track(v, flow::Clock{now_ms});
       rec.tracked = true;
       rec.flow = format_flow(v, r.dir == tcp::Dir::Orig);
       rec.dir = r.dir == tcp::Dir::Orig ? "orig" : "reply";

@@ -15,6 +15,8 @@ struct TraceOptions {
   std::string path;
   bool json = false;
   bool summary_only = false;
+  bool verify_checksum = false;  // like nf_conntrack_checksum=1 (off: captures taken on
+                                 // a sending host carry offloaded, unfinished checksums)
   std::uint32_t stuck_after_s = 30;
   std::uint32_t capacity = 1u << 18;  // flows per address family
   tcp::Config tcp;

@@ -76,6 +76,18 @@ class Tracker {
     return r;
   }
 
+  // Counts a TCP segment refused before tracking (e.g. a bad checksum) and
+  // reports the state of its connection, which it does not change.
+  TrackResult reject(const packet::PacketView& v, tcp::Reason why) noexcept {
+    ++counters_.tcp_packets;
+    ++counters_.invalid;
+    ++counters_.reasons[static_cast<std::size_t>(why)];
+    TrackResult r = v.family == packet::IpFamily::V4 ? peek(v4_, v) : peek(v6_, v);
+    r.verdict = tcp::Verdict::Invalid;
+    r.reason = why;
+    return r;
+  }
+
   void count_parse(packet::ParseResult p) noexcept { ++counters_.parse[static_cast<std::size_t>(p)]; }
 
   template <class F>
@@ -130,6 +142,22 @@ class Tracker {
     r.initiator = s.initiator();
     r.responder = s.responder();
     r.initiator_is_lo = s.st.initiator_is_lo;
+  }
+
+  template <class F>
+  TrackResult peek(FlowTable<F>& table, const packet::PacketView& v) noexcept {
+    TrackResult r;
+    typename F::Key key;
+    const Side side = make_key(v, key);
+    r.initiator_is_lo = side == Side::Lo;
+    const Handle h = table.lookup(key, hash_key(key));
+    if (h == kNoHandle) return r;
+    tcp::State s;
+    load(table.entry(h), table.cold(h), s);
+    fill(r, s);
+    r.handle = h;
+    r.dir = ((side == Side::Lo) == static_cast<bool>(s.st.initiator_is_lo)) ? tcp::Dir::Orig : tcp::Dir::Reply;
+    return r;
   }
 
   template <class F>

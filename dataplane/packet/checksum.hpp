@@ -1,0 +1,67 @@
+#pragma once
+// Internet checksums (RFC 1071) in software: verification of IPv4 header and
+// TCP checksums where the NIC did not check them, and incremental updates
+// (RFC 1624) for address rewriting.
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "dataplane/packet/packet_view.hpp"
+
+namespace ctlb::packet {
+
+// One's complement sum of a byte range, folded to 32 bits (not yet to 16).
+inline std::uint32_t ones_sum(const std::uint8_t* p, std::size_t len, std::uint32_t sum = 0) noexcept {
+  while (len >= 2) {
+    sum += static_cast<std::uint32_t>((p[0] << 8) | p[1]);
+    p += 2;
+    len -= 2;
+  }
+  if (len) sum += static_cast<std::uint32_t>(p[0] << 8);
+  return sum;
+}
+
+inline std::uint16_t fold(std::uint32_t sum) noexcept {
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<std::uint16_t>(sum);
+}
+
+// True if the IPv4 header checksum verifies.
+inline bool ipv4_header_checksum_ok(const std::uint8_t* frame, const PacketView& v) noexcept {
+  const std::uint8_t* ip = frame + v.l3_offset;
+  const std::size_t ihl = static_cast<std::size_t>(v.l4_offset - v.l3_offset);
+  return fold(ones_sum(ip, ihl)) == 0xffff;
+}
+
+// True if the TCP checksum (with the pseudo-header) verifies. `v` must come
+// from parse_frame() returning Tcp on the same frame, unfragmented.
+inline bool tcp_checksum_ok(const std::uint8_t* frame, const PacketView& v) noexcept {
+  std::uint32_t sum = 0;
+  if (v.family == IpFamily::V4) {
+    sum = ones_sum(v.src, 4, sum);
+    sum = ones_sum(v.dst, 4, sum);
+  } else {
+    sum = ones_sum(v.src, 16, sum);
+    sum = ones_sum(v.dst, 16, sum);
+  }
+  sum += 6;  // protocol
+  sum += v.l4_len & 0xffff;
+  sum += v.l4_len >> 16;
+  sum = ones_sum(frame + v.l4_offset, v.l4_len, sum);
+  return fold(sum) == 0xffff;
+}
+
+// RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m') for a 16-bit field changing m -> m'.
+inline std::uint16_t checksum_update16(std::uint16_t hc, std::uint16_t old_v, std::uint16_t new_v) noexcept {
+  std::uint32_t sum = static_cast<std::uint16_t>(~hc);
+  sum += static_cast<std::uint16_t>(~old_v);
+  sum += new_v;
+  return static_cast<std::uint16_t>(~fold(sum));
+}
+
+inline std::uint16_t checksum_update32(std::uint16_t hc, std::uint32_t old_v, std::uint32_t new_v) noexcept {
+  hc = checksum_update16(hc, static_cast<std::uint16_t>(old_v >> 16), static_cast<std::uint16_t>(new_v >> 16));
+  return checksum_update16(hc, static_cast<std::uint16_t>(old_v), static_cast<std::uint16_t>(new_v));
+}
+
+}  // namespace ctlb::packet
