@@ -1,0 +1,329 @@
+// ctlb-dataplane: the DPDK primary. Owns ports, mempools, workers and the
+// shared memory that ctlb-control attaches to.
+//
+//   ctlb-dataplane --config FILE.yaml [-- EAL arguments]
+//
+// Exit codes: 0 after a clean stop (SIGINT/SIGTERM), 1 when start-up fails
+// (bad configuration, no hugepages, a port that cannot start, ...), 2 bad usage.
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_memzone.h>
+#include <rte_ring.h>
+#include <rte_telemetry.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "config/loader.hpp"
+#include "dataplane/ports.hpp"
+#include "dataplane/stats.hpp"
+#include "dataplane/worker.hpp"
+
+namespace {
+
+using namespace ctlb;
+
+constexpr std::string_view kUsage =
+    "usage: ctlb-dataplane --config FILE.yaml [-- EAL arguments]\n"
+    "\n"
+    "Runs the ctlb dataplane: poll-mode workers that track every TCP connection\n"
+    "crossing the configured ports (see config/examples/). EAL arguments after\n"
+    "'--' are appended to those built from the configuration (lcores, file\n"
+    "prefix, vdevs, PCI allow-list).\n"
+    "\n"
+    "  --config FILE   the YAML configuration (required)\n"
+    "  --help          this text\n"
+    "\n"
+    "Stop it with SIGINT or SIGTERM: rx stops, tx is flushed, the final counters\n"
+    "are printed, exit code 0. Start-up errors print one line and exit 1.\n"
+    "DPDK telemetry: /ctlb/stats, /ctlb/workers (dpdk-telemetry.py -f PREFIX).\n";
+
+std::atomic<bool> g_stop{false};
+shm::Header* g_header = nullptr;
+
+void on_signal(int) { g_stop.store(true); }
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "ctlb-dataplane: %s\n", message.c_str());
+  return 1;
+}
+
+// Free 2 MB and 1 GB hugepages, from sysfs.
+std::uint64_t free_hugepage_bytes() {
+  std::uint64_t total = 0;
+  for (const auto& [dir, size] : {std::pair{"hugepages-2048kB", 2ull << 20}, std::pair{"hugepages-1048576kB", 1ull << 30}}) {
+    std::ifstream f(std::string("/sys/kernel/mm/hugepages/") + dir + "/free_hugepages");
+    std::uint64_t n = 0;
+    if (f >> n) total += n * size;
+  }
+  return total;
+}
+
+std::vector<std::string> eal_arguments(const config::Config& c, const std::vector<std::string>& extra) {
+  std::vector<std::string> a{"ctlb-dataplane"};
+  std::string lcores = std::to_string(c.main_lcore);
+  for (auto l : c.worker_lcores) lcores += "," + std::to_string(l);
+  a.insert(a.end(), {"-l", lcores, "--main-lcore", std::to_string(c.main_lcore), "--file-prefix", c.file_prefix,
+                     "--proc-type", "primary"});
+  bool any_pci = false;
+  for (const auto& p : c.ports) {
+    if (!p.pci.empty()) {
+      a.insert(a.end(), {"-a", p.pci});
+      any_pci = true;
+    } else {
+      a.insert(a.end(), {"--vdev", p.devargs});
+    }
+  }
+  if (!any_pci) a.push_back("--no-pci");
+  a.insert(a.end(), c.eal_args.begin(), c.eal_args.end());
+  a.insert(a.end(), extra.begin(), extra.end());
+  return a;
+}
+
+// DPDK telemetry: the summed counters, and a line per worker.
+int telemetry_stats(const char*, const char*, rte_tel_data* d) {
+  rte_tel_data_start_dict(d);
+  if (!g_header) return 0;
+  for (const auto& s : shm::collect_stats(*g_header)) rte_tel_data_add_dict_u64(d, s.name.c_str(), s.value);
+  return 0;
+}
+
+int telemetry_workers(const char*, const char*, rte_tel_data* d) {
+  rte_tel_data_start_dict(d);
+  if (!g_header) return 0;
+  for (std::uint32_t w = 0; w < g_header->worker_count; ++w) {
+    rte_tel_data* wd = rte_tel_data_alloc();
+    if (!wd) return -ENOMEM;
+    rte_tel_data_start_dict(wd);
+    rte_tel_data_add_dict_u64(wd, "lcore", g_header->workers[w].lcore);
+    for (const auto& s : shm::collect_stats(*g_header, w, w + 1))
+      if (s.name == "loops" || s.name == "busy_loops" || s.name == "tcp_packets" || s.name == "handover_out" ||
+          s.name == "handover_in" || s.name == "flows_created" || s.name == "invalid")
+        rte_tel_data_add_dict_u64(wd, s.name.c_str(), s.value);
+    rte_tel_data_add_dict_container(d, ("worker" + std::to_string(w)).c_str(), wd, 0);
+  }
+  return 0;
+}
+
+void print_final_counters(const shm::Header& h) {
+  std::printf("ctlb: final counters\n");
+  for (const auto& s : shm::collect_stats(h))
+    if (s.value != 0) std::printf("  %-32s %llu\n", s.name.c_str(), static_cast<unsigned long long>(s.value));
+  std::fflush(stdout);
+}
+
+struct Runtime {
+  std::vector<dataplane::WorkerContext*> workers;
+  std::vector<std::uint16_t> port_ids;
+};
+
+int run(const config::Config& cfg, const std::vector<std::string>& extra_eal) {
+  bool no_huge = false;
+  for (const auto& a : extra_eal) no_huge = no_huge || a == "--no-huge";
+  for (const auto& a : cfg.eal_args) no_huge = no_huge || a == "--no-huge";
+  if (!no_huge && free_hugepage_bytes() == 0)
+    return fail(
+        "no free hugepages: reserve some (echo 512 > /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages) "
+        "and mount hugetlbfs (mount -t hugetlbfs nodev /dev/hugepages)");
+
+  std::vector<std::string> args = eal_arguments(cfg, extra_eal);
+  std::vector<char*> argv;
+  for (auto& s : args) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  if (rte_eal_init(static_cast<int>(args.size()), argv.data()) < 0)
+    return fail(std::string("EAL initialisation failed: ") + rte_strerror(rte_errno));
+  struct EalGuard {
+    ~EalGuard() { rte_eal_cleanup(); }
+  } eal_guard;
+
+  const auto workers = static_cast<std::uint16_t>(cfg.worker_lcores.size());
+  if (workers > shm::kMaxWorkers) return fail("at most " + std::to_string(shm::kMaxWorkers) + " workers");
+  if (cfg.ports.size() > shm::kMaxPorts) return fail("at most " + std::to_string(shm::kMaxPorts) + " ports");
+  for (auto l : cfg.worker_lcores)
+    if (!rte_lcore_is_enabled(l)) return fail("worker lcore " + std::to_string(l) + " is not available to the EAL");
+
+  // Shared header first: the control process finds everything from it.
+  const rte_memzone* hz = rte_memzone_reserve(shm::kHeaderZone, sizeof(shm::Header), SOCKET_ID_ANY, 0);
+  if (!hz) return fail(std::string("cannot reserve the shared header: ") + rte_strerror(rte_errno));
+  auto* header = new (hz->addr) shm::Header{};
+  header->magic = shm::kShmMagic;
+  header->layout_version = shm::kShmLayoutVersion;
+  header->worker_count = workers;
+  header->port_count = static_cast<std::uint32_t>(cfg.ports.size());
+  header->dataplane_pid = static_cast<std::uint32_t>(getpid());
+  std::snprintf(header->config_digest, sizeof header->config_digest, "%s", cfg.digest.c_str());
+  header->tsc_hz = rte_get_tsc_hz();
+  header->start_tsc = rte_rdtsc();
+  header->running = 1;
+  g_header = header;
+
+  // Ports and one mbuf pool per NUMA socket that has a port.
+  std::map<int, rte_mempool*> pools;
+  std::vector<dataplane::PortInfo> ports;
+  bool software_steering = false;
+  for (std::size_t i = 0; i < cfg.ports.size(); ++i) {
+    const auto& p = cfg.ports[i];
+    std::snprintf(header->port_names[i], shm::kNameLen, "%s", p.name.c_str());
+    auto id = dataplane::find_port(p);
+    if (!id) return fail(id.error().message);
+    int socket = rte_eth_dev_socket_id(id.value());
+    if (socket < 0) socket = 0;
+    if (!pools.count(socket)) {
+      const std::string name = "ctlb_mbuf_s" + std::to_string(socket);
+      rte_mempool* mp = rte_pktmbuf_pool_create(name.c_str(), cfg.mempool.mbufs, cfg.mempool.cache, 0,
+                                                cfg.mempool.data_room, socket);
+      if (!mp)
+        return fail("cannot create the mbuf pool on socket " + std::to_string(socket) + " (" +
+                    std::to_string(cfg.mempool.mbufs) + " mbufs): " + rte_strerror(rte_errno));
+      pools[socket] = mp;
+    }
+    auto info = dataplane::setup_port(p, id.value(), workers, pools[socket]);
+    if (!info) return fail(info.error().message);
+    software_steering = software_steering || (workers > 1 && !info.value().symmetric_rss);
+    ports.push_back(info.value());
+  }
+  if (workers > 1)
+    std::printf("ctlb: %u workers, ownership by %s\n", workers,
+                software_steering ? "software hand-over (rings between workers)" : "symmetric RSS");
+
+  // Workers: tables, rings, contexts, on each worker's NUMA socket.
+  std::vector<dataplane::WorkerContext*> ctxs;
+  for (std::uint16_t w = 0; w < workers; ++w) {
+    const unsigned lcore = cfg.worker_lcores[w];
+    const int socket = static_cast<int>(rte_lcore_to_socket_id(lcore));
+    shm::WorkerInfo& wi = header->workers[w];
+    wi.lcore = lcore;
+    wi.socket = static_cast<std::uint32_t>(socket);
+    std::snprintf(wi.table_v4, shm::kNameLen, "ctlb_w%u_v4", w);
+    std::snprintf(wi.table_v6, shm::kNameLen, "ctlb_w%u_v6", w);
+    std::snprintf(wi.expiry_ring, shm::kNameLen, "ctlb_w%u_exp", w);
+    const std::size_t b4 = flow::FlowTable<flow::V4>::bytes_needed(cfg.tracking.capacity_v4);
+    const std::size_t b6 = flow::FlowTable<flow::V6>::bytes_needed(cfg.tracking.capacity_v6);
+    const rte_memzone* z4 = rte_memzone_reserve_aligned(wi.table_v4, b4, socket, 0, 64);
+    const rte_memzone* z6 = rte_memzone_reserve_aligned(wi.table_v6, b6, socket, 0, 64);
+    if (!z4 || !z6)
+      return fail("not enough hugepage memory for worker " + std::to_string(w) + "'s flow tables (" +
+                  std::to_string((b4 + b6) >> 20) +
+                  " MiB): lower tracking.capacity_v4/capacity_v6 or reserve more hugepages");
+    rte_ring* exp = rte_ring_create_elem(wi.expiry_ring, sizeof(shm::ExpiryRequest), 8192, socket, RING_F_SC_DEQ);
+    if (!exp) return fail(std::string("cannot create ring ") + wi.expiry_ring + ": " + rte_strerror(rte_errno));
+
+    void* mem = rte_zmalloc_socket("ctlb_worker", sizeof(dataplane::WorkerContext) + sizeof(flow::Tracker), 64, socket);
+    if (!mem) return fail("cannot allocate worker " + std::to_string(w) + "'s context");
+    auto* ctx = new (mem) dataplane::WorkerContext{};
+    ctx->tracker = new (static_cast<std::uint8_t*>(mem) + sizeof(dataplane::WorkerContext))
+        flow::Tracker(flow::FlowTable<flow::V4>::create(z4->addr, cfg.tracking.capacity_v4),
+                      flow::FlowTable<flow::V6>::create(z6->addr, cfg.tracking.capacity_v6), cfg.tracking.tcp);
+    ctx->index = w;
+    ctx->worker_count = workers;
+    ctx->steer_in_software = software_steering;
+    ctx->invalid_policy = cfg.tracking.invalid_policy;
+    ctx->expiry = exp;
+    ctx->header = header;
+    ctx->tx_queue = w;
+    ctx->port_count = static_cast<std::uint16_t>(ports.size());
+    for (std::size_t i = 0; i < ports.size(); ++i) {
+      ctx->port_ids[i] = ports[i].port_id;
+      ctx->peer_of[i] = dataplane::kNoPeer;
+      for (std::size_t j = 0; j < cfg.ports.size(); ++j)
+        if (cfg.ports[j].name == cfg.ports[i].peer) ctx->peer_of[i] = static_cast<std::uint16_t>(j);
+      if (w < ports[i].rx_queues)
+        ctx->rx[ctx->rx_count++] = {static_cast<std::uint16_t>(i), ports[i].port_id, w};
+    }
+    ctxs.push_back(ctx);
+  }
+  if (software_steering) {
+    for (std::uint16_t from = 0; from < workers; ++from) {
+      for (std::uint16_t to = 0; to < workers; ++to) {
+        if (from == to) continue;
+        const std::string name = "ctlb_h" + std::to_string(from) + "_" + std::to_string(to);
+        rte_ring* r = rte_ring_create(name.c_str(), 4096, static_cast<int>(header->workers[to].socket),
+                                      RING_F_SP_ENQ | RING_F_SC_DEQ);
+        if (!r) return fail("cannot create hand-over ring " + name + ": " + rte_strerror(rte_errno));
+        ctxs[from]->handover_out[to] = r;
+        ctxs[to]->handover_in[from] = r;
+      }
+    }
+  }
+
+  rte_telemetry_register_cmd("/ctlb/stats", telemetry_stats, "ctlb counters summed over workers. No parameters");
+  rte_telemetry_register_cmd("/ctlb/workers", telemetry_workers, "ctlb per-worker counters. No parameters");
+
+  struct sigaction sa{};
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+
+  for (std::uint16_t w = 0; w < workers; ++w) {
+    const int rc = rte_eal_remote_launch(dataplane::worker_main, ctxs[w], cfg.worker_lcores[w]);
+    if (rc != 0) {
+      header->running = 0;
+      rte_eal_mp_wait_lcore();
+      return fail("cannot launch worker on lcore " + std::to_string(cfg.worker_lcores[w]));
+    }
+  }
+  std::printf("ctlb: running, %u worker%s, file prefix %s, config digest %s\n", workers, workers > 1 ? "s" : "",
+              cfg.file_prefix.c_str(), cfg.digest.c_str());
+  std::fflush(stdout);
+
+  // The main lcore has nothing to poll; it waits for a stop signal.
+  while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+
+  std::printf("ctlb: stopping\n");
+  header->running = 0;  // workers stop rx, flush tx and publish their counters
+  rte_eal_mp_wait_lcore();
+  for (const auto& p : ports) {
+    rte_eth_dev_stop(p.port_id);
+    rte_eth_dev_close(p.port_id);
+  }
+  print_final_counters(*header);
+  g_header = nullptr;
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  std::vector<std::string> extra_eal;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (a == "--") {
+      extra_eal.assign(argv + i + 1, argv + argc);
+      break;
+    }
+    if (a == "--help" || a == "-h") {
+      std::fputs(kUsage.data(), stdout);
+      return 0;
+    }
+    if (a == "--config" && i + 1 < argc) {
+      config_path = argv[++i];
+    } else {
+      std::fprintf(stderr, "ctlb-dataplane: unknown argument '%s'\n%s", argv[i], kUsage.data());
+      return 2;
+    }
+  }
+  if (config_path.empty()) {
+    std::fprintf(stderr, "ctlb-dataplane: --config FILE is required\n%s", kUsage.data());
+    return 2;
+  }
+  auto cfg = ctlb::config::load_file(config_path);
+  if (!cfg) return fail(cfg.error().message);
+  return run(cfg.value(), extra_eal);
+}

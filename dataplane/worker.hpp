@@ -1,0 +1,64 @@
+#pragma once
+// A poll-mode worker: owns one rx queue per port (where the port has one for
+// it), one tx queue per port, its flow tables and its counters. Nothing in
+// its loop locks, allocates, makes a syscall or throws.
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include <cstdint>
+
+#include "config/config.hpp"
+#include "dataplane/flow/tracker.hpp"
+#include "dataplane/shm_layout.hpp"
+
+namespace ctlb::dataplane {
+
+inline constexpr unsigned kBurst = 32;
+inline constexpr std::uint16_t kNoPeer = 0xffff;
+
+struct RxQueue {
+  std::uint16_t port_index;  // index in the config's port list
+  std::uint16_t port_id;     // DPDK port id
+  std::uint16_t queue;
+};
+
+struct TxBuffer {
+  std::uint16_t count;
+  rte_mbuf* pkts[kBurst * 2];
+};
+
+struct alignas(64) WorkerContext {
+  std::uint32_t index = 0;
+  std::uint32_t worker_count = 1;
+  bool steer_in_software = false;  // hand packets to their owner through rings
+  config::InvalidPolicy invalid_policy = config::InvalidPolicy::Forward;
+
+  RxQueue rx[shm::kMaxPorts] = {};
+  std::uint32_t rx_count = 0;
+  std::uint16_t port_count = 0;
+  std::uint16_t port_ids[shm::kMaxPorts] = {};
+  std::uint16_t peer_of[shm::kMaxPorts] = {};  // port index -> peer port index
+  std::uint16_t tx_queue = 0;                  // this worker's tx queue on every port
+
+  rte_ring* handover_in[shm::kMaxWorkers] = {};   // from worker w to me (single producer)
+  rte_ring* handover_out[shm::kMaxWorkers] = {};  // from me to worker w
+  rte_ring* expiry = nullptr;
+
+  flow::Tracker* tracker = nullptr;
+  shm::Header* header = nullptr;  // running flag, clock epoch, published counters
+
+  shm::WorkerCounters counters = {};  // local, copied to the header between bursts
+  TxBuffer tx[shm::kMaxPorts] = {};
+};
+
+// The lcore entry point (rte_eal_remote_launch); arg is a WorkerContext*.
+int worker_main(void* arg);
+
+// Runs one burst through parse, ownership, tracking and tx buffering. Exposed
+// for the throughput harness and tests; worker_main calls it.
+void process_burst(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64_t now_ms, bool from_handover);
+
+// Sends what the tx buffers hold; frees and counts what the devices refuse.
+void flush_tx(WorkerContext& w);
+
+}  // namespace ctlb::dataplane
