@@ -48,6 +48,7 @@ struct Config {
   std::string file_prefix = "ctlb";
   std::uint32_t main_lcore = 0;
   std::vector<std::uint32_t> worker_lcores;
+  std::string lcore_map;  // optional EAL --lcores mapping, e.g. "0@0,1@1,2@1" (more lcores than CPUs: tests only)
   std::vector<std::string> eal_args;  // extra EAL arguments, passed as they are
   Mempool mempool;
   std::vector<Port> ports;

@@ -227,7 +227,12 @@ Config load_node(const YAML::Node& root, const std::string& file) {
 
   const Node lc = top.required("lcores", "a mapping with main and workers");
   lc.require_map("a mapping with main and workers");
-  lc.only_keys({"main", "workers"});
+  lc.only_keys({"main", "workers", "map"});
+  if (lc.has("map")) {
+    c.lcore_map = lc.child("map").str("an EAL --lcores mapping like 0@0,1@1,2@1");
+    if (c.lcore_map.find_first_not_of("0123456789@,()-") != std::string::npos)
+      lc.child("map").fail("an EAL --lcores mapping like 0@0,1@1,2@1");
+  }
   c.main_lcore = static_cast<std::uint32_t>(lc.required("main", "an lcore id").uint(0, 1023));
   std::set<std::uint32_t> seen;
   for (const Node& w : lc.required("workers", "a list of lcore ids").items("a list of lcore ids")) {

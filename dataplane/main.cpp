@@ -79,7 +79,8 @@ std::vector<std::string> eal_arguments(const config::Config& c, const std::vecto
   std::vector<std::string> a{"ctlb-dataplane"};
   std::string lcores = std::to_string(c.main_lcore);
   for (auto l : c.worker_lcores) lcores += "," + std::to_string(l);
-  a.insert(a.end(), {"-l", lcores, "--main-lcore", std::to_string(c.main_lcore), "--file-prefix", c.file_prefix,
+  if (!c.lcore_map.empty()) lcores = c.lcore_map;
+  a.insert(a.end(), {c.lcore_map.empty() ? "-l" : "--lcores", lcores, "--main-lcore", std::to_string(c.main_lcore), "--file-prefix", c.file_prefix,
                      "--proc-type", "primary"});
   bool any_pci = false;
   for (const auto& p : c.ports) {

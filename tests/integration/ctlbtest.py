@@ -1,0 +1,150 @@
+"""Helpers for ctlb's integration tests: run the real ctlb-dataplane on the
+real EAL, talk to its DPDK telemetry socket, read and write pcap files.
+Standard library only (runs with Debian's /usr/bin/python3)."""
+
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+SKIP = 77  # meson's exit code for a skipped test
+
+
+def skip(reason):
+    print(f"SKIP: {reason}")
+    sys.exit(SKIP)
+
+
+def require_dpdk_environment():
+    if os.geteuid() != 0:
+        skip("needs root for DPDK hugepages")
+    free = 0
+    for d, size in (("hugepages-2048kB", 2 << 20), ("hugepages-1048576kB", 1 << 30)):
+        try:
+            with open(f"/sys/kernel/mm/hugepages/{d}/free_hugepages") as f:
+                free += int(f.read()) * size
+        except OSError:
+            pass
+    if free < (256 << 20):
+        skip(f"needs at least 256 MiB of free hugepages, {free >> 20} MiB free (scripts/test.sh reserves them)")
+
+
+def read_pcap(path):
+    """Returns (linktype, [(ts_sec, ts_usec, bytes), ...])."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if len(data) < 24:
+        raise ValueError(f"{path}: not a pcap file")
+    magic = struct.unpack("<I", data[:4])[0]
+    endian = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
+    linktype = struct.unpack(endian + "I", data[20:24])[0]
+    out, off = [], 24
+    while off + 16 <= len(data):
+        sec, usec, incl, _orig = struct.unpack(endian + "IIII", data[off:off + 16])
+        off += 16
+        out.append((sec, usec, data[off:off + incl]))
+        off += incl
+    return linktype, out
+
+
+def write_pcap(path, frames):
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for sec, usec, frame in frames:
+            f.write(struct.pack("<IIII", sec, usec, len(frame), len(frame)))
+            f.write(frame)
+
+
+class Telemetry:
+    """A client of the DPDK telemetry v2 socket of a primary process."""
+
+    def __init__(self, prefix, deadline):
+        path = f"/var/run/dpdk/{prefix}/dpdk_telemetry.v2"
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                self.sock.connect(path)
+                break
+            except OSError:
+                self.sock.close()
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"telemetry socket {path} did not appear")
+                time.sleep(0.02)
+        self.sock.recv(16384)  # the greeting
+
+    def query(self, cmd):
+        self.sock.send(cmd.encode())
+        return json.loads(self.sock.recv(1 << 20).decode())[cmd]
+
+    def close(self):
+        self.sock.close()
+
+
+class Dataplane:
+    """ctlb-dataplane started with a configuration, stopped with SIGTERM."""
+
+    def __init__(self, binary, config_text, workdir, prefix):
+        self.prefix = prefix
+        self.config = os.path.join(workdir, "ctlb.yaml")
+        with open(self.config, "w") as f:
+            f.write(config_text)
+        self.log = open(os.path.join(workdir, "dataplane.log"), "w+")
+        self.proc = subprocess.Popen([binary, "--config", self.config], cwd=workdir,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait_for(self, predicate, timeout=30.0):
+        """Polls /ctlb/stats until predicate(stats) holds; returns the stats."""
+        deadline = time.monotonic() + timeout
+        tel = None
+        try:
+            while True:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"dataplane exited early with {self.proc.returncode}:\n{self.output()}")
+                if tel is None:
+                    tel = Telemetry(self.prefix, deadline)
+                stats = tel.query("/ctlb/stats")
+                if predicate(stats):
+                    return stats
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"condition not met; last stats: {stats}")
+                time.sleep(0.01)
+        finally:
+            if tel:
+                tel.close()
+
+    def stop(self, timeout=30.0):
+        """SIGTERM; returns (exit code, final counters printed)."""
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout=timeout)
+        final = {}
+        in_final = False
+        for line in self.output().splitlines():
+            if line.startswith("ctlb: final counters"):
+                in_final = True
+            elif in_final and line.startswith("  "):
+                name, value = line.split()
+                final[name] = int(value)
+        return rc, final
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def output(self):
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+
+def trace_json(ctlbctl, capture, *args):
+    """Runs `ctlbctl trace --json` and returns (records, summary)."""
+    out = subprocess.run([ctlbctl, "trace", capture, "--json", *args], check=True,
+                         capture_output=True, text=True).stdout.splitlines()
+    records = [json.loads(l) for l in out[:-1]]
+    summary = json.loads(out[-1])["summary"]
+    return records, summary
