@@ -6,7 +6,7 @@ CTLB_PACKAGES=(
   g++ meson ninja-build pkg-config
   libdpdk-dev dpdk dpdk-dev
   libtbb-dev libyaml-cpp-dev libgtest-dev libbenchmark-dev libpcap-dev
-  iproute2 nftables conntrack python3 python3-scapy tcpdump
+  iproute2 ethtool nftables conntrack python3 python3-scapy tcpdump
 )
 
 ctlb_log() { printf 'ctlb: %s\n' "$*" >&2; }
