@@ -339,6 +339,41 @@ TEST(TcpRst, BeforeAnyReplyDestroysTheEntry) {
   EXPECT_EQ(k.counters().flows_in_state[static_cast<int>(CtState::SynSent)], 0);
 }
 
+// DISABLED: fails today, see the report. When a RST ends a connection that
+// never saw a reply (Action::Destroy), Tracker::track_in() returns the
+// endpoint states loaded before the packet (SYN_SENT / LISTEN) instead of
+// those after it: a RST that closes the connection makes both CLOSED (as it
+// does when a reply was seen), and `ctlbctl trace` prints
+// "state=NONE initiator=SYN_SENT responder=LISTEN" for the RST.
+TEST(TcpRst, DISABLED_BeforeAnyReplyReportsBothClosed) {
+  Conn k;
+  ASSERT_EQ(k.c(S, kC, 0).state, CtState::SynSent);
+  const TrackResult r = k.s(RA, 0, kC + 1);
+  EXPECT_EQ(str(r.state), str(CtState::None));
+  EXPECT_EQ(str(r.initiator), str(EpState::Closed));
+  EXPECT_EQ(str(r.responder), str(EpState::Closed));
+}
+
+TEST(TcpOpen, AckFromInitiatorBeforeSynAckIsBadTransition) {
+  // nf_conntrack: ORIGINAL ack in SYN_SENT -> sIV.
+  Conn k;
+  k.c(S, kC, 0);
+  const TrackResult r = k.c(A, kC + 1, kS + 1);
+  EXPECT_TRUE(Invalid(r, Reason::BadTransition));
+  EXPECT_TRUE(Is(r, Verdict::Invalid, CtState::SynSent, EpState::SynSent, EpState::Listen));
+}
+
+TEST(TcpOpen, ReplyAckInSynSentIsIgnored) {
+  // nf_conntrack: REPLY ack in SYN_SENT -> sIG (e.g. a challenge ACK from a
+  // server that still has an old connection): passed, state unchanged.
+  Conn k;
+  k.c(S, kC, 0);
+  const TrackResult r = k.s(A, kS + 1, 12345);
+  EXPECT_EQ(r.verdict, Verdict::Accept);
+  EXPECT_EQ(r.reason, Reason::IgnoredOutOfSync);
+  EXPECT_TRUE(Accepted(r, CtState::SynSent, EpState::SynSent, EpState::Listen));
+}
+
 // ---- window checks ----------------------------------------------------------
 
 TEST(TcpWindow, DataBeyondWindowInvalidStateUnchanged) {

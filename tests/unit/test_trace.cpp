@@ -369,6 +369,38 @@ TEST(TraceCapture, TruncatedLastPacket) {
   EXPECT_EQ(out2.records.size(), 3u);
 }
 
+TEST(TraceCapture, Ipv6AndVlanFlows) {
+  TempDir dir;
+  Pcap p;
+  Tcp syn;
+  syn.sport = 40000;
+  syn.dport = 80;
+  syn.seq = 1;
+  syn.flags = S;
+  Ipv6 ip6;  // 2001:db8::1 > 2001:db8::2
+  p.add(kT0, tcp6_frame(syn, ip6, {{0x8100, 100}}));
+  Tcp synack;
+  synack.sport = 80;
+  synack.dport = 40000;
+  synack.seq = 1000;
+  synack.ack = 2;
+  synack.flags = S | A;
+  Ipv6 back = ip6;
+  std::swap(back.src, back.dst);
+  p.add(kT0 + 10, tcp6_frame(synack, back, {{0x88A8, 7}, {0x8100, 100}}));
+  const std::string path = dir.file("v6.pcap");
+  p.write(path);
+  TraceOutput out;
+  std::string error;
+  ASSERT_TRUE(ctlb::control::trace_capture(options(path), out, error)) << error;
+  ASSERT_EQ(out.records.size(), 2u);
+  EXPECT_EQ(out.records[0].flow, "[2001:db8::1]:40000 > [2001:db8::2]:80");
+  EXPECT_EQ(out.records[1].flow, "[2001:db8::1]:40000 > [2001:db8::2]:80");
+  EXPECT_EQ(out.records[1].dir, "reply");
+  EXPECT_EQ(out.records[1].state, CtState::SynRecv);
+  EXPECT_EQ(out.summary.flows_by_state[static_cast<int>(CtState::SynRecv)], 1u);
+}
+
 // ---- a minimal JSON parser, to check that ctlbctl prints valid JSON ---------
 
 struct Json;
