@@ -98,14 +98,27 @@ void process_burst(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64_t 
       }
     }
   }
-  const flow::Clock clock{now_ms};
+  // Track the burst's TCP segments together, then act on each packet in order.
+  const packet::PacketView* tcp_views[kBurst];
+  unsigned tcp_index[kBurst];
+  unsigned tcp_count = 0;
+  for (unsigned i = 0; i < n; ++i) {
+    if (!mine[i]) continue;
+    w.tracker->count_parse(results[i]);
+    if (results[i] == packet::ParseResult::Tcp) {
+      tcp_index[tcp_count] = i;
+      tcp_views[tcp_count++] = &views[i];
+    }
+  }
+  flow::TrackResult tracked[kBurst];
+  if (tcp_count) w.tracker->track_burst(tcp_views, tcp_count, flow::Clock{now_ms}, tracked);
+  unsigned t = 0;
   for (unsigned i = 0; i < n; ++i) {
     if (!mine[i]) continue;
     rte_mbuf* m = pkts[i];
-    w.tracker->count_parse(results[i]);
     bool invalid;
-    if (results[i] == packet::ParseResult::Tcp) {
-      invalid = w.tracker->track(views[i], clock).verdict == tcp::Verdict::Invalid;
+    if (t < tcp_count && tcp_index[t] == i) {
+      invalid = tracked[t++].verdict == tcp::Verdict::Invalid;
     } else if (packet::is_malformed(results[i])) {
       invalid = true;
     } else {

@@ -188,7 +188,27 @@ class FlowTable {
   }
 
   void prefetch_bucket(std::uint32_t hash) const noexcept { __builtin_prefetch(&buckets_[primary(hash)]); }
-  void prefetch_entry(Handle h) const noexcept { __builtin_prefetch(&entries_[h]); }
+  void prefetch_entry(Handle h) const noexcept {
+    __builtin_prefetch(&entries_[h]);
+    if constexpr (F::kSeparateCold) __builtin_prefetch(&colds_[h]);
+    else __builtin_prefetch(reinterpret_cast<const std::uint8_t*>(&entries_[h]) + 64);
+  }
+
+  // Stage 2 of a pipelined lookup: the first handle whose signature matches in
+  // the key's primary bucket (its entry is prefetched), or kNoHandle. A hint
+  // only: the key is compared later by is_entry_of().
+  Handle candidate(std::uint32_t hash) const noexcept {
+    const Bucket& b = buckets_[primary(hash)];
+    const std::uint32_t m = match_mask(b, signature(hash));
+    if (!m) return kNoHandle;
+    const Handle h = b.handle[__builtin_ctz(m)];
+    prefetch_entry(h);
+    return h;
+  }
+
+  bool is_entry_of(Handle h, const Key& key) const noexcept {
+    return h != kNoHandle && entries_[h].status.ct_state != 0 && entries_[h].key == key;
+  }
 
   Handle lookup(const Key& key, std::uint32_t hash) const noexcept {
     const std::uint16_t sig = signature(hash);

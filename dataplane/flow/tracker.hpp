@@ -66,14 +66,54 @@ class Tracker {
   const tcp::Config& config() const noexcept { return cfg_; }
   const EvictionPolicy& policy() const noexcept { return policy_; }
 
+  static constexpr unsigned kMaxBurst = 32;
+
   // Tracks one parsed TCP segment (parse result Tcp).
   TrackResult track(const packet::PacketView& v, Clock clock) noexcept {
-    ++counters_.tcp_packets;
-    TrackResult r = v.family == packet::IpFamily::V4 ? track_in(v4_, v, clock) : track_in(v6_, v, clock);
-    ++counters_.reasons[static_cast<std::size_t>(r.reason)];
-    if (r.verdict == tcp::Verdict::Accept) ++counters_.accepted;
-    else ++counters_.invalid;
+    TrackResult r;
+    if (v.family == packet::IpFamily::V4) {
+      KeyV4 k;
+      const Side side = make_key(v, k);
+      r = track_in(v4_, v, k, hash_key(k), side, kNoHandle, clock);
+    } else {
+      KeyV6 k;
+      const Side side = make_key(v, k);
+      r = track_in(v6_, v, k, hash_key(k), side, kNoHandle, clock);
+    }
+    count_result(r);
     return r;
+  }
+
+  // Tracks up to kMaxBurst segments, overlapping their memory accesses: keys
+  // and hashes first (buckets prefetched), then each primary bucket's
+  // signature match (entry and cold record prefetched), then the state
+  // machine in packet order. Equivalent to track() on each in turn: hints are
+  // re-checked, so packets of one connection in the same burst stay in order.
+  void track_burst(const packet::PacketView* const* v, unsigned n, Clock clock, TrackResult* out) noexcept {
+    KeyV4 k4[kMaxBurst];
+    KeyV6 k6[kMaxBurst];
+    std::uint32_t hash[kMaxBurst];
+    Side side[kMaxBurst];
+    Handle hint[kMaxBurst];
+    for (unsigned i = 0; i < n; ++i) {
+      if (v[i]->family == packet::IpFamily::V4) {
+        side[i] = make_key(*v[i], k4[i]);
+        hash[i] = hash_key(k4[i]);
+        v4_.prefetch_bucket(hash[i]);
+      } else {
+        side[i] = make_key(*v[i], k6[i]);
+        hash[i] = hash_key(k6[i]);
+        v6_.prefetch_bucket(hash[i]);
+      }
+    }
+    for (unsigned i = 0; i < n; ++i)
+      hint[i] = v[i]->family == packet::IpFamily::V4 ? v4_.candidate(hash[i]) : v6_.candidate(hash[i]);
+    for (unsigned i = 0; i < n; ++i) {
+      out[i] = v[i]->family == packet::IpFamily::V4
+                   ? track_in(v4_, *v[i], k4[i], hash[i], side[i], hint[i], clock)
+                   : track_in(v6_, *v[i], k6[i], hash[i], side[i], hint[i], clock);
+      count_result(out[i]);
+    }
   }
 
   // Counts a TCP segment refused before tracking (e.g. a bad checksum) and
@@ -160,14 +200,19 @@ class Tracker {
     return r;
   }
 
+  void count_result(const TrackResult& r) noexcept {
+    ++counters_.tcp_packets;
+    ++counters_.reasons[static_cast<std::size_t>(r.reason)];
+    if (r.verdict == tcp::Verdict::Accept) ++counters_.accepted;
+    else ++counters_.invalid;
+  }
+
   template <class F>
-  TrackResult track_in(FlowTable<F>& table, const packet::PacketView& v, Clock clock) noexcept {
+  TrackResult track_in(FlowTable<F>& table, const packet::PacketView& v, const typename F::Key& key,
+                       std::uint32_t hash, Side side, Handle hint, Clock clock) noexcept {
     TrackResult r;
-    typename F::Key key;
-    const Side side = make_key(v, key);
-    const std::uint32_t hash = hash_key(key);
     const Millis now = clock.now();
-    Handle h = table.lookup(key, hash);
+    Handle h = table.is_entry_of(hint, key) ? hint : table.lookup(key, hash);
     tcp::State s;
     if (h != kNoHandle) {
       load(table.entry(h), table.cold(h), s);
