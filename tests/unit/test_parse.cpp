@@ -276,6 +276,44 @@ TEST(ParseGood, OptionsResetBetweenFrames) {
   EXPECT_EQ(v.header_len, 20);
 }
 
+TEST(ParseGood, TimestampOnlyAndOtherTwelveByteOptions) {
+  // NOP, NOP, timestamps: the usual data segment; nothing in it is kept.
+  Tcp t;
+  t.flags = tf::kAck;
+  t.payload_len = 9;
+  t.options = opt_nop();
+  append(t.options, opt_nop());
+  append(t.options, opt_timestamp(1, 2));
+  PacketView v;
+  ASSERT_EQ(parse(tcp4_frame(rich_syn()), v), ParseResult::Tcp);  // options set by a previous frame
+  ASSERT_EQ(parse(tcp4_frame(t), v), ParseResult::Tcp);
+  EXPECT_EQ(v.header_len, 32);
+  EXPECT_EQ(v.payload_len, 9u);
+  EXPECT_FALSE(v.options.has_mss);
+  EXPECT_FALSE(v.options.has_wscale);
+  EXPECT_FALSE(v.options.sack_permitted);
+  EXPECT_FALSE(v.options.malformed);
+  // Another 12 bytes of options (same header length) are all parsed.
+  t.options = opt_mss(1200);
+  append(t.options, opt_nop());
+  append(t.options, opt_wscale(2));
+  append(t.options, opt_sack_perm());
+  append(t.options, opt_nop());
+  append(t.options, opt_nop());
+  ASSERT_EQ(parse(tcp4_frame(t), v), ParseResult::Tcp);
+  EXPECT_EQ(v.header_len, 32);
+  EXPECT_EQ(v.options.mss, 1200);
+  EXPECT_EQ(v.options.wscale, 2);
+  EXPECT_TRUE(v.options.sack_permitted);
+  // NOP, NOP, SACK with one block: also 12 bytes.
+  t.options = opt_nop();
+  append(t.options, opt_nop());
+  append(t.options, opt_sack({{10, 20}}));
+  ASSERT_EQ(parse(tcp4_frame(t), v), ParseResult::Tcp);
+  ASSERT_EQ(v.options.sack_blocks, 1);
+  EXPECT_EQ(v.options.sack_right[0], 20u);
+}
+
 TEST(ParseGood, OptionsWithWrongLengthsAreIgnoredNotMalformed) {
   // MSS with length 3 and window scale with length 4 are well-formed TLVs
   // the kernel does not take as MSS / window scale.
