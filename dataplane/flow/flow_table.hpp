@@ -407,10 +407,10 @@ class FlowTable {
 
   void init_entry(Handle h, const Key& key) noexcept {
     Entry& e = entries_[h];
+    static_assert(offsetof(Entry, version) == 0);
     write_begin(e);
-    const std::uint32_t version = e.version;
-    std::memset(static_cast<void*>(&e), 0, sizeof(Entry));
-    e.version = version;
+    // Everything but the (odd) version: a reader must never see it even.
+    std::memset(reinterpret_cast<std::uint8_t*>(&e) + sizeof(e.version), 0, sizeof(Entry) - sizeof(e.version));
     e.key = key;
     cold(h) = Cold{};
     write_end(e);

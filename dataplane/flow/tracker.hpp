@@ -20,7 +20,7 @@ namespace ctlb::flow {
   X(accepted, "accepted", "TCP segments with verdict accept")                            \
   X(invalid, "invalid", "TCP segments with verdict invalid")                             \
   X(flows_created, "flows_created", "connections opened")                                \
-  X(flows_reopened, "flows_reopened", "connections re-opened by a SYN on a closed tuple") \
+  X(flows_reopened, "flows_reopened", "of flows_created: re-opened by a SYN on a closed tuple") \
   X(flows_destroyed, "flows_destroyed", "connections ended at once (RST before any reply)") \
   X(flows_expired, "flows_expired", "connections freed by an expiry request")            \
   X(flows_reclaimed, "flows_reclaimed", "expired connections freed inline to make room") \
@@ -132,6 +132,7 @@ class Tracker {
 
   template <class F>
   ExpireStatus expire(FlowTable<F>& table, Handle h, std::uint32_t version, Clock clock) noexcept {
+    if (h >= table.capacity()) return ExpireStatus::BadHandle;
     const auto state = table.entry(h).status.ct_state;
     const ExpireStatus s = table.expire(h, version, clock.now(), policy_);
     if (s == ExpireStatus::Expired) {
@@ -245,6 +246,7 @@ class Tracker {
         table.erase(h);
         ++counters_.flows_destroyed;
         r.state = tcp::CtState::None;
+        r.initiator = r.responder = tcp::EpState::Closed;  // a RST ended it
         r.handle = kNoHandle;
         return r;
       case tcp::Action::Reopen: {
@@ -255,6 +257,8 @@ class Tracker {
         const tcp::Outcome o2 = tcp::track(s, v, tcp::Dir::Orig, now, cfg_);
         store(table, h, s);
         table.cold(h).created_s = clock.seconds();
+        table.cold(h).backend = kNoBackend;  // a new connection chooses afresh
+        ++counters_.flows_created;
         gauge_move(tcp::CtState::None, s.ct());
         r.dir = tcp::Dir::Orig;
         r.verdict = o2.verdict;

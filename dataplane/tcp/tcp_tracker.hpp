@@ -281,7 +281,10 @@ inline void update_endpoints(State& s, const packet::PacketView& p, Dir dir, CtS
     }
     if (fin) {
       t.flags[d] |= dirflag::kFinSeen;
-      if (sender == EpState::CloseWait) sender = EpState::LastAck;
+      // A FIN that does not acknowledge the peer's FIN crossed it: the sender
+      // had not received it yet (simultaneous close), it will be CLOSING.
+      const bool peer_fin_unacked = (t.flags[od] & dirflag::kFinSeen) && !acks_receiver_fin;
+      if (sender == EpState::CloseWait) sender = peer_fin_unacked ? EpState::Closing : EpState::LastAck;
       else if (sender == EpState::Established || sender == EpState::SynReceived) sender = EpState::FinWait1;
       if (receiver == EpState::Established || receiver == EpState::SynReceived) receiver = EpState::CloseWait;
       else if (receiver == EpState::FinWait1) receiver = EpState::Closing;

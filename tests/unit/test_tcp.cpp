@@ -228,10 +228,8 @@ TEST(TcpClose, FinPiggybackedOnAck) {
 
 // RFC 793 simultaneous close: both FINs cross, neither acknowledging the
 // other's, so each side goes FIN_WAIT_1 -> CLOSING -> TIME_WAIT.
-// DISABLED: the endpoint inference gives the server LAST_ACK (as if it had
-// received the client's FIN before sending its own, although its ACK field
-// says it had not), then CLOSED instead of TIME_WAIT. See the report.
-TEST(TcpClose, DISABLED_SimultaneousCloseEndpoints) {
+// (A FIN whose ACK does not cover the peer's FIN is the crossing one.)
+TEST(TcpClose, SimultaneousCloseEndpoints) {
   Conn k;
   established(k);
   EXPECT_TRUE(Accepted(k.c(FA, kCn, kSn), CtState::FinWait, EpState::FinWait1, EpState::CloseWait));
@@ -339,13 +337,10 @@ TEST(TcpRst, BeforeAnyReplyDestroysTheEntry) {
   EXPECT_EQ(k.counters().flows_in_state[static_cast<int>(CtState::SynSent)], 0);
 }
 
-// DISABLED: fails today, see the report. When a RST ends a connection that
-// never saw a reply (Action::Destroy), Tracker::track_in() returns the
-// endpoint states loaded before the packet (SYN_SENT / LISTEN) instead of
-// those after it: a RST that closes the connection makes both CLOSED (as it
-// does when a reply was seen), and `ctlbctl trace` prints
-// "state=NONE initiator=SYN_SENT responder=LISTEN" for the RST.
-TEST(TcpRst, DISABLED_BeforeAnyReplyReportsBothClosed) {
+// When a RST ends a connection that never saw a reply (Action::Destroy), the
+// endpoints are reported after the packet: both CLOSED, as when a reply was
+// seen.
+TEST(TcpRst, BeforeAnyReplyReportsBothClosed) {
   Conn k;
   ASSERT_EQ(k.c(S, kC, 0).state, CtState::SynSent);
   const TrackResult r = k.s(RA, 0, kC + 1);
@@ -803,13 +798,9 @@ TEST(TcpCounters, MoveAsExpected) {
   EXPECT_EQ(c.flows_in_state[static_cast<int>(CtState::Established)], 1);
 }
 
-// DISABLED: fails today, see the report. Tracker::expire() reads
-// table.entry(h) (tracker.hpp, first line of expire()) before
-// FlowTable::expire() checks h against the capacity, so an expiry request
-// with a bad handle reads out of bounds. The release build happens to sink
-// the load below the check and passes; a debug or -fsanitize=address build
-// reports a heap-buffer-overflow here.
-TEST(TcpCounters, DISABLED_ExpireWithBadHandleIsRefused) {
+// An expiry request with a bad handle is refused without reading outside the
+// table (a -fsanitize=address build reported the read before it was fixed).
+TEST(TcpCounters, ExpireWithBadHandleIsRefused) {
   Conn k;
   auto& table = k.tracker().table_v6();
   EXPECT_EQ(k.tracker().expire(table, table.capacity(), 0, Clock{k.now_ms}), flow::ExpireStatus::BadHandle);
