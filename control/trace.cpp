@@ -115,7 +115,7 @@ bool trace_capture(const TraceOptions& opts, TraceOutput& out, std::string& erro
     rec.index = sum.packets;
     rec.ts = static_cast<double>(ts_us) / 1e6;
     packet::PacketView v;
-    rec.parse = packet::parse_frame(data, hdr->caplen, v);
+    rec.parse = packet::parse_frame(data, hdr->caplen, hdr->len, v);
     tracker.count_parse(rec.parse);
     rec.verdict = tcp::Verdict::Accept;
     rec.state = tcp::CtState::None;

@@ -6,7 +6,7 @@
 
 #include <cstring>
 
-#include "dataplane/packet/parse.hpp"
+#include "dataplane/packet/parse_mbuf.hpp"
 
 namespace ctlb::dataplane {
 
@@ -83,7 +83,7 @@ void process_burst(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64_t 
   for (unsigned i = 0; i < n; ++i) {
     if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
     rte_mbuf* m = pkts[i];
-    results[i] = packet::parse_frame(rte_pktmbuf_mtod(m, const std::uint8_t*), rte_pktmbuf_data_len(m), views[i]);
+    results[i] = packet::parse_mbuf(m, views[i]);
     mine[i] = true;
     if (w.steer_in_software && !from_handover && results[i] == packet::ParseResult::Tcp) {
       const std::uint32_t owner = owner_of(flow_hash(views[i]), w.worker_count);

@@ -83,8 +83,10 @@ inline void parse_tcp_options(const std::uint8_t* p, std::size_t len, TcpOptions
 
 namespace detail {
 
-inline ParseResult parse_tcp(const std::uint8_t* l4, std::uint32_t l4_len, PacketView& v) noexcept {
-  if (l4_len < 20) return ParseResult::TcpTruncated;
+// l4_len: the IP payload length; captured: how much of it is at hand.
+inline ParseResult parse_tcp(const std::uint8_t* l4, std::uint32_t l4_len, std::size_t captured,
+                             PacketView& v) noexcept {
+  if (l4_len < 20 || captured < 20) return ParseResult::TcpTruncated;
   v.sport = load_be16(l4);
   v.dport = load_be16(l4 + 2);
   v.seq = load_be32(l4 + 4);
@@ -95,6 +97,7 @@ inline ParseResult parse_tcp(const std::uint8_t* l4, std::uint32_t l4_len, Packe
   if (doff < 5) return ParseResult::TcpBadDataOffset;
   v.header_len = static_cast<std::uint8_t>(doff * 4);
   if (v.header_len > l4_len) return ParseResult::TcpDataOffsetOverrun;
+  if (v.header_len > captured) return ParseResult::TcpTruncated;
   v.payload_len = l4_len - v.header_len;
   v.options = TcpOptions{};
   // Most segments carry only NOP, NOP, timestamps: nothing in it we use.
@@ -103,7 +106,8 @@ inline ParseResult parse_tcp(const std::uint8_t* l4, std::uint32_t l4_len, Packe
   return ParseResult::Tcp;
 }
 
-inline ParseResult parse_ipv4(const std::uint8_t* ip, std::size_t avail, PacketView& v) noexcept {
+// avail: bytes at hand from the IP header on; wire: bytes on the wire.
+inline ParseResult parse_ipv4(const std::uint8_t* ip, std::size_t avail, std::size_t wire, PacketView& v) noexcept {
   if (avail < 20) return ParseResult::Ipv4Truncated;
   if ((ip[0] >> 4) != 4) return ParseResult::Ipv4BadVersion;
   const std::uint32_t ihl = (ip[0] & 0x0f) * 4u;
@@ -111,7 +115,7 @@ inline ParseResult parse_ipv4(const std::uint8_t* ip, std::size_t avail, PacketV
   if (ihl > avail) return ParseResult::Ipv4HeaderOverrun;
   const std::uint32_t total = load_be16(ip + 2);
   if (total < ihl) return ParseResult::Ipv4TotalLenTooSmall;
-  if (total > avail) return ParseResult::Ipv4TotalLenOverrun;  // trailing padding is fine
+  if (total > wire) return ParseResult::Ipv4TotalLenOverrun;  // trailing padding is fine
   v.family = IpFamily::V4;
   v.ttl = ip[8];
   v.l4_proto = ip[9];
@@ -125,14 +129,14 @@ inline ParseResult parse_ipv4(const std::uint8_t* ip, std::size_t avail, PacketV
   v.l4_len = total - ihl;
   if (v.fragment == Fragment::Later) return ParseResult::IpFragment;
   if (v.l4_proto != kProtoTcp) return ParseResult::NonTcp;
-  return parse_tcp(ip + ihl, v.l4_len, v);
+  return parse_tcp(ip + ihl, v.l4_len, avail - ihl, v);
 }
 
-inline ParseResult parse_ipv6(const std::uint8_t* ip, std::size_t avail, PacketView& v) noexcept {
+inline ParseResult parse_ipv6(const std::uint8_t* ip, std::size_t avail, std::size_t wire, PacketView& v) noexcept {
   if (avail < 40) return ParseResult::Ipv6Truncated;
   if ((ip[0] >> 4) != 6) return ParseResult::Ipv6BadVersion;
   const std::uint32_t payload = load_be16(ip + 4);
-  if (40 + payload > avail) return ParseResult::Ipv6PayloadOverrun;
+  if (40 + payload > wire) return ParseResult::Ipv6PayloadOverrun;
   v.family = IpFamily::V6;
   v.ttl = ip[7];
   std::memcpy(v.src, ip + 8, 16);
@@ -144,7 +148,7 @@ inline ParseResult parse_ipv6(const std::uint8_t* ip, std::size_t avail, PacketV
   for (int n = 0;; ++n) {
     if (next != 0 && next != 43 && next != 44 && next != 60) break;
     if (n == kMaxIpv6ExtHeaders) return ParseResult::Ipv6ExtTooMany;
-    if (off + 8 > end) return ParseResult::Ipv6ExtTruncated;
+    if (off + 8 > end || off + 8 > avail) return ParseResult::Ipv6ExtTruncated;
     const std::uint8_t* ext = ip + off;
     if (next == 44) {  // fragment header: fixed 8 bytes
       const std::uint16_t frag = load_be16(ext + 2);
@@ -159,7 +163,7 @@ inline ParseResult parse_ipv6(const std::uint8_t* ip, std::size_t avail, PacketV
       off += 8;
     } else {
       const std::uint32_t ext_len = (ext[1] + 1u) * 8u;
-      if (off + ext_len > end) return ParseResult::Ipv6ExtTruncated;
+      if (off + ext_len > end || off + ext_len > avail) return ParseResult::Ipv6ExtTruncated;
       next = ext[0];
       off += ext_len;
     }
@@ -174,12 +178,17 @@ inline ParseResult parse_ipv6(const std::uint8_t* ip, std::size_t avail, PacketV
   v.l4_offset = static_cast<std::uint16_t>(v.l3_offset + off);
   v.l4_len = end - off;
   if (next != kProtoTcp) return ParseResult::NonTcp;
-  return parse_tcp(ip + off, v.l4_len, v);
+  return parse_tcp(ip + off, v.l4_len, avail - off, v);
 }
 
 }  // namespace detail
 
-inline ParseResult parse_frame(const std::uint8_t* data, std::size_t len, PacketView& v) noexcept {
+// Parses a frame of which the first `len` bytes are at hand and `wire_len`
+// were on the wire (more with a chained mbuf or a snaplen-limited capture):
+// headers must be at hand, lengths are checked against the wire.
+inline ParseResult parse_frame(const std::uint8_t* data, std::size_t len, std::size_t wire_len,
+                               PacketView& v) noexcept {
+  if (wire_len < len) wire_len = len;
   if (len < 14) return ParseResult::EthTruncated;
   std::size_t off = 12;
   std::uint16_t type = load_be16(data + off);
@@ -195,9 +204,14 @@ inline ParseResult parse_frame(const std::uint8_t* data, std::size_t len, Packet
   v.ether_type = type;
   v.l3_offset = static_cast<std::uint16_t>(off);
   v.family = IpFamily::None;
-  if (type == detail::kEtherIpv4) return detail::parse_ipv4(data + off, len - off, v);
-  if (type == detail::kEtherIpv6) return detail::parse_ipv6(data + off, len - off, v);
+  if (type == detail::kEtherIpv4) return detail::parse_ipv4(data + off, len - off, wire_len - off, v);
+  if (type == detail::kEtherIpv6) return detail::parse_ipv6(data + off, len - off, wire_len - off, v);
   return ParseResult::NotIp;
+}
+
+// A whole frame in one buffer.
+inline ParseResult parse_frame(const std::uint8_t* data, std::size_t len, PacketView& v) noexcept {
+  return parse_frame(data, len, len, v);
 }
 
 }  // namespace ctlb::packet

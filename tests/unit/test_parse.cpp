@@ -128,6 +128,25 @@ TEST(ParseGood, PayloadLengthFromIpNotFromEthernetPadding) {
   EXPECT_EQ(v.payload_len, 3u);
 }
 
+// A chained mbuf or a snaplen-limited capture: only the first bytes are at
+// hand, the lengths describe the whole frame.
+TEST(ParseGood, HeadersAtHandPayloadOnTheWire) {
+  Tcp t;
+  t.payload_len = 1000;
+  const Bytes f = tcp4_frame(t);
+  const Bytes head(f.begin(), f.begin() + 54);  // Ethernet + IPv4 + TCP headers
+  PacketView v;
+  ASSERT_EQ(parse_frame(head.data(), head.size(), f.size(), v), ParseResult::Tcp);
+  EXPECT_EQ(v.payload_len, 1000u);
+  // Without the wire length the same bytes are a truncated frame.
+  EXPECT_EQ(parse_frame(head.data(), head.size(), v), ParseResult::Ipv4TotalLenOverrun);
+  // Headers must be at hand: cut inside the TCP header it is truncated.
+  const Bytes cut(f.begin(), f.begin() + 44);
+  EXPECT_EQ(parse_frame(cut.data(), cut.size(), f.size(), v), ParseResult::TcpTruncated);
+  // The wire length does not excuse an IP length past the frame.
+  EXPECT_EQ(parse_frame(head.data(), head.size(), f.size() - 1, v), ParseResult::Ipv4TotalLenOverrun);
+}
+
 TEST(ParseGood, Ipv4WithOptions) {
   Tcp t;
   t.payload_len = 100;
