@@ -32,15 +32,36 @@ bold() { printf '\n\033[1m%s\033[0m\n' "$*"; }
 bold "== ctlb tracks every TCP connection of $CAPTURE =="
 echo "(ctlbctl trace: per packet the flow, direction, flags, conntrack state,"
 echo " both endpoints' RFC 793 states, the verdict and its reason)"
-bold "-- the first connection, packet by packet --"
-"$CTLBCTL" trace "$CAPTURE" | head -n 12
 
-# The seeds' classic incident: a server that never calls close().
-stuck_flow=$("$CTLBCTL" trace "$CAPTURE" --json --stuck-after 30 | tail -n 1 |
-  /usr/bin/python3 -c 'import json,sys; s=json.load(sys.stdin)["summary"]["stuck"]; c=[x for x in s if x["kind"]=="close_wait"]; print(c[0]["flow"] if c else "")')
-if [[ -n $stuck_flow ]]; then
-  bold "-- a connection that gets stuck: $stuck_flow --"
-  "$CTLBCTL" trace "$CAPTURE" | grep -F -- "$stuck_flow" || true
+# Pick two connections from the JSON output: the first that ends in TIME_WAIT
+# (a normal life), and the first one reported stuck in CLOSE_WAIT.
+read -r normal_flow stuck_flow < <("$CTLBCTL" trace "$CAPTURE" --json --stuck-after 30 | /usr/bin/python3 -c '
+import json, sys
+last, order, stuck = {}, [], ""
+for line in sys.stdin:
+    r = json.loads(line)
+    if "summary" in r:
+        c = [x for x in r["summary"]["stuck"] if x["kind"] == "close_wait"]
+        stuck = c[0]["flow"] if c else ""
+    elif r["flow"]:
+        if r["flow"] not in last:
+            order.append(r["flow"])
+        last[r["flow"]] = r["state"]
+normal = next((f for f in order if last[f] == "TIME_WAIT"), "")
+print(normal.replace(" ", "_") or "-", stuck.replace(" ", "_") or "-")
+')
+
+show_flow() {
+  "$CTLBCTL" trace "$CAPTURE" | awk -v f="$1" 'index($0, " " f " ") > 0'
+}
+if [[ $normal_flow != - ]]; then
+  bold "-- a normal connection, handshake to TIME_WAIT: ${normal_flow//_/ } --"
+  show_flow "${normal_flow//_/ }"
+fi
+if [[ $stuck_flow != - ]]; then
+  bold "-- the seeds' stuck CLOSE_WAIT: ${stuck_flow//_/ } --"
+  echo "(the client closed; the server application never calls close())"
+  show_flow "${stuck_flow//_/ }"
 fi
 
 bold "-- summary --"
