@@ -27,17 +27,21 @@ inline std::uint32_t flow_hash(const packet::PacketView& v) noexcept {
   return flow::hash_key(k);
 }
 
+// Sends a port's tx buffer; what the device refuses is freed and counted.
+inline void send_buffer(WorkerContext& w, std::uint16_t port_index) noexcept {
+  TxBuffer& b = w.tx[port_index];
+  const std::uint16_t sent = rte_eth_tx_burst(w.port_ids[port_index], w.tx_queue, b.pkts, b.count);
+  shm::PortCounters& pc = w.counters.ports[port_index];
+  for (std::uint16_t i = 0; i < sent; ++i) pc.tx_bytes += rte_pktmbuf_pkt_len(b.pkts[i]);
+  pc.tx_packets += sent;
+  pc.tx_dropped += b.count - sent;
+  if (sent < b.count) rte_pktmbuf_free_bulk(b.pkts + sent, b.count - sent);
+  b.count = 0;
+}
+
 inline void enqueue_tx(WorkerContext& w, std::uint16_t port_index, rte_mbuf* m) noexcept {
   TxBuffer& b = w.tx[port_index];
-  if (b.count == sizeof(b.pkts) / sizeof(b.pkts[0])) {
-    const std::uint16_t sent = rte_eth_tx_burst(w.port_ids[port_index], w.tx_queue, b.pkts, b.count);
-    shm::PortCounters& pc = w.counters.ports[port_index];
-    for (std::uint16_t i = 0; i < sent; ++i) pc.tx_bytes += rte_pktmbuf_pkt_len(b.pkts[i]);
-    pc.tx_packets += sent;
-    pc.tx_dropped += b.count - sent;
-    if (sent < b.count) rte_pktmbuf_free_bulk(b.pkts + sent, b.count - sent);
-    b.count = 0;
-  }
+  if (b.count == sizeof(b.pkts) / sizeof(b.pkts[0])) send_buffer(w, port_index);
   b.pkts[b.count++] = m;
 }
 
@@ -139,17 +143,8 @@ void process_burst(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64_t 
 }
 
 void flush_tx(WorkerContext& w) {
-  for (std::uint16_t p = 0; p < w.port_count; ++p) {
-    TxBuffer& b = w.tx[p];
-    if (!b.count) continue;
-    const std::uint16_t sent = rte_eth_tx_burst(w.port_ids[p], w.tx_queue, b.pkts, b.count);
-    shm::PortCounters& pc = w.counters.ports[p];
-    for (std::uint16_t i = 0; i < sent; ++i) pc.tx_bytes += rte_pktmbuf_pkt_len(b.pkts[i]);
-    pc.tx_packets += sent;
-    pc.tx_dropped += b.count - sent;
-    if (sent < b.count) rte_pktmbuf_free_bulk(b.pkts + sent, b.count - sent);
-    b.count = 0;
-  }
+  for (std::uint16_t p = 0; p < w.port_count; ++p)
+    if (w.tx[p].count) send_buffer(w, p);
 }
 
 int worker_main(void* arg) {

@@ -157,11 +157,17 @@ class Tracker {
     s.last_win = c.last_win;
   }
 
+  // Writes a connection's state back under the entry's seqlock. A new
+  // connection (`created` set) also gets its creation time and no backend.
   template <class F>
-  static void store(FlowTable<F>& table, Handle h, const tcp::State& s) noexcept {
+  static void store(FlowTable<F>& table, Handle h, const tcp::State& s, const Clock* created = nullptr) noexcept {
     auto& e = table.entry(h);
     Cold& c = table.cold(h);
     FlowTable<F>::write_begin(e);
+    if (created) {
+      c.created_s = created->seconds();
+      c.backend = kNoBackend;
+    }
     e.last_seen = s.last_seen;
     e.status = s.st;
     e.last_end = s.last_end;
@@ -255,9 +261,7 @@ class Tracker {
         ++counters_.flows_reopened;
         tcp::open_connection(s, v, side == Side::Lo, now, cfg_);
         const tcp::Outcome o2 = tcp::track(s, v, tcp::Dir::Orig, now, cfg_);
-        store(table, h, s);
-        table.cold(h).created_s = clock.seconds();
-        table.cold(h).backend = kNoBackend;  // a new connection chooses afresh
+        store(table, h, s, &clock);  // a new connection: it chooses its backend afresh
         ++counters_.flows_created;
         gauge_move(tcp::CtState::None, s.ct());
         r.dir = tcp::Dir::Orig;
@@ -297,9 +301,7 @@ class Tracker {
       if (ins.status == InsertStatus::Evicted) ++counters_.flows_evicted;
       else ++counters_.flows_reclaimed;
     }
-    store(table, ins.handle, s);
-    table.cold(ins.handle).created_s = clock.seconds();
-    table.cold(ins.handle).backend = kNoBackend;
+    store(table, ins.handle, s, &clock);
     ++counters_.flows_created;
     gauge_move(tcp::CtState::None, s.ct());
     r.handle = ins.handle;
