@@ -1,0 +1,781 @@
+#!/usr/bin/python3
+"""Throughput harness of ctlb-dataplane against dpdk-testpmd (run it through
+bench/throughput.sh, which builds the tools and reserves hugepages).
+
+Both forward the same capture the same way on one worker core: the rx port is
+net_pcap replaying the capture from memory (infinite_rx=1), the peer port is
+net_null (no-rx=1: it only swallows what is sent to it). testpmd in io mode is
+the ceiling of this set-up: what is left of a core when a packet is only
+received and sent. Runs alternate ctlb and testpmd; the table gives medians
+and the spread (min-max) of the repetitions.
+
+Rates come from counters read over DPDK telemetry (ctlb: /ctlb/stats,
+testpmd: /ethdev/stats,0), sampled every few milliseconds:
+  * established, lifecycle: packets over a fixed window after a warm-up; for
+    established captures only the intervals that lie inside the data rounds
+    of a pass count (the handshakes are a prefix of the capture and replay as
+    re-synchronisations, not established-only traffic);
+  * syn (connection set-up rate): flows_created per second during the first
+    pass of a capture of distinct SYNs, between 10 % and 90 % of the flows
+    (after the first pass the SYNs are retransmissions).
+Standard library only.
+"""
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# ---------------------------------------------------------------- scenarios
+
+CAPACITY_V4 = 2097152
+CAPACITY_V6 = 65536
+SMALL = ["--request", "32", "--response", "32", "--payload", "32"]  # frames of 66..98 bytes
+
+SCENARIOS = [
+    {"name": "syn-1M", "kind": "syn",
+     "what": "connection set-up: 1M distinct SYNs, cps over the first pass",
+     "gen": ["--mode", "syn", "--connections", "1000000"]},
+    {"name": "established-10k", "kind": "established",
+     "what": "established-only: 10k flows, 50 rounds of 32-byte request + response",
+     "gen": ["--mode", "established", "--concurrent", "10000", "--rounds", "50"] + SMALL},
+    {"name": "established-1M", "kind": "established",
+     "what": "established-only: 1M flows, 2 rounds of 32-byte request + response",
+     "gen": ["--mode", "established", "--concurrent", "1000000", "--rounds", "2"] + SMALL},
+    {"name": "lifecycle-10k", "kind": "lifecycle",
+     "what": "mixed life-cycles: 100k connections, 10k at a time, 45/45/10 client FIN/server FIN/RST",
+     "gen": ["--mode", "lifecycle", "--concurrent", "10000", "--connections", "100000"] + SMALL},
+    {"name": "lifecycle-1M", "kind": "lifecycle",
+     "what": "mixed life-cycles: 1M connections, all at a time, 45/45/10 client FIN/server FIN/RST",
+     "gen": ["--mode", "lifecycle", "--concurrent", "1000000", "--connections", "1000000"] + SMALL},
+]
+
+INVALID_REASONS = ["bad_flags", "bad_checksum", "not_new", "no_pickup", "bad_transition",
+                   "rst_before_ack", "seq_over_window", "ack_over_sent"]
+MALFORMED = ["eth_truncated", "vlan_truncated", "vlan_too_deep", "ipv4_truncated", "ipv4_bad_version",
+             "ipv4_bad_ihl", "ipv4_header_overrun", "ipv4_total_len_too_small", "ipv4_total_len_overrun",
+             "ipv6_truncated", "ipv6_bad_version", "ipv6_payload_overrun", "ipv6_ext_truncated",
+             "ipv6_ext_too_many", "tcp_truncated", "tcp_bad_data_offset", "tcp_data_offset_overrun"]
+STATES = ["SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT", "LAST_ACK", "TIME_WAIT", "CLOSE",
+          "SYN_SENT2"]
+
+HEADROOM = 128  # RTE_PKTMBUF_HEADROOM
+EXTRA_MBUFS = 65536
+
+
+class RunError(Exception):
+    pass
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- telemetry
+
+class Telemetry:
+    """A client of a DPDK primary's telemetry v2 socket."""
+
+    def __init__(self, prefix, proc, deadline):
+        path = f"/var/run/dpdk/{prefix}/dpdk_telemetry.v2"
+        while True:
+            if proc.poll() is not None:
+                raise RunError(f"exited with code {proc.returncode} before its telemetry socket appeared")
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            try:
+                sock.connect(path)
+                break
+            except OSError:
+                sock.close()
+                if time.monotonic() > deadline:
+                    raise RunError(f"telemetry socket {path} did not appear")
+                time.sleep(0.02)
+        self.sock = sock
+        self.sock.settimeout(5.0)
+        self.sock.recv(16384)  # greeting
+
+    def query(self, cmd):
+        self.sock.send(cmd.encode())
+        reply = json.loads(self.sock.recv(1 << 20).decode())
+        return reply.get(cmd.split(",")[0])
+
+    def close(self):
+        self.sock.close()
+
+
+# ---------------------------------------------------------------- helpers
+
+def run_quiet(cmd):
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RunError(f"{' '.join(cmd)} failed ({p.returncode}): {(p.stderr or p.stdout).strip()}")
+    return p.stdout
+
+
+def meminfo():
+    out = {}
+    with open("/proc/meminfo") as f:
+        for line in f:
+            k, v = line.split(":", 1)
+            out[k] = int(v.split()[0])
+    return out
+
+
+NR_HUGEPAGES = "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"
+
+
+def mbuf_bytes(data_room):
+    # mempool object: header (one cache line) + struct rte_mbuf (2 lines) + data room, in cache lines
+    return 64 + 128 + (data_room + 63) // 64 * 64
+
+
+def pow2_at_least(n):
+    p = 1
+    while p < n:
+        p <<= 1
+    return p
+
+
+def hugepage_need(meta, data_room, dut):
+    """Bytes of hugepage memory a run needs (estimate with slack)."""
+    mbufs = meta["packets"] + EXTRA_MBUFS
+    need = mbufs * mbuf_bytes(data_room) + 8 * pow2_at_least(meta["packets"] + 1)
+    if dut == "ctlb":
+        buckets = pow2_at_least((CAPACITY_V4 * 2 + 7) // 8) * 64 + pow2_at_least((CAPACITY_V6 * 2 + 7) // 8) * 64
+        need += buckets + CAPACITY_V4 * (64 + 16) + CAPACITY_V6 * 128
+    return need + (160 << 20)
+
+
+def median_spread(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None, None
+    return statistics.median(values), min(values), max(values)
+
+
+# ---------------------------------------------------------------- the harness
+
+class Harness:
+    def __init__(self, args):
+        self.args = args
+        self.build = os.path.abspath(args.build)
+        self.cache = os.path.join(self.build, "bench")
+        self.work = os.path.join(self.cache, "throughput-run")
+        os.makedirs(self.work, exist_ok=True)
+        self.flowgen = os.path.join(self.build, "bench", "ctlb_flowgen")
+        self.tsc_tool = os.path.join(self.build, "bench", "ctlb_tsc_hz")
+        self.dataplane = os.path.join(self.build, "config", "ctlb-dataplane")
+        self.testpmd = args.testpmd
+        for tool in (self.flowgen, self.tsc_tool, self.dataplane, self.testpmd):
+            if not (os.path.isfile(tool) and os.access(tool, os.X_OK)):
+                raise RunError(f"{tool}: not found (bench/throughput.sh builds the tools)")
+        self.all_cpus = os.sched_getaffinity(0)
+        self.run_counter = 0
+        self.raised_hugepages = None  # (original, ours)
+
+    # -- pcaps
+
+    def capture(self, scn):
+        """Generates the scenario's capture unless a cached one matches; returns its summary."""
+        base = os.path.join(self.cache, f"flows-{scn['name']}")
+        pcap, meta_path = base + ".pcap", base + ".json"
+        gen = scn["gen"] + ["--seed", str(self.args.seed)]
+        args = " ".join(gen + ["--output", pcap, "--summary-json", meta_path])
+        try:
+            with open(meta_path) as f:
+                meta = json.load(f)
+            fresh = (meta.get("args") == args and os.path.getsize(pcap) > 24
+                     and os.path.getmtime(pcap) >= os.path.getmtime(self.flowgen))
+        except (OSError, ValueError):
+            fresh = False
+        if not fresh:
+            log(f"throughput: generating {pcap}")
+            t0 = time.monotonic()
+            out = run_quiet([self.flowgen] + args.split(" "))
+            log(f"  {out.strip()} ({time.monotonic() - t0:.1f} s)")
+            with open(meta_path) as f:
+                meta = json.load(f)
+        meta["pcap"] = pcap
+        data_room = max(256, HEADROOM + (meta["max_frame"] + 63) // 64 * 64)
+        meta["data_room"] = data_room
+        return meta
+
+    # -- hugepages
+
+    def ensure_hugepages(self, need_bytes):
+        """Raises the 2 MB hugepage reservation so that need_bytes are free; never lowers it."""
+        mi = meminfo()
+        free = mi["HugePages_Free"] * 2048 * 1024
+        if free >= need_bytes:
+            return True
+        deficit_pages = (need_bytes - free + (2 << 20) - 1) // (2 << 20)
+        try:
+            with open(NR_HUGEPAGES) as f:
+                current = int(f.read())
+        except OSError:
+            return False
+        avail = mi.get("MemAvailable", 0) * 1024
+        if deficit_pages * (2 << 20) > avail - (2 << 30):
+            log(f"throughput: {need_bytes >> 20} MiB of hugepages needed, {free >> 20} MiB free and only "
+                f"{avail >> 20} MiB of memory available: not raising the reservation")
+            return False
+        target = current + deficit_pages
+        try:
+            with open(NR_HUGEPAGES, "w") as f:
+                f.write(str(target))
+            with open(NR_HUGEPAGES) as f:
+                got = int(f.read())
+        except OSError as e:
+            log(f"throughput: cannot raise the hugepage reservation: {e}")
+            return False
+        if self.raised_hugepages is None:
+            self.raised_hugepages = (current, got)
+        else:
+            self.raised_hugepages = (self.raised_hugepages[0], got)
+        log(f"throughput: hugepages raised from {current} to {got} (2 MB pages) for {need_bytes >> 20} MiB")
+        return meminfo()["HugePages_Free"] * 2048 * 1024 >= need_bytes
+
+    def restore_hugepages(self):
+        if self.raised_hugepages is None or os.environ.get("CTLB_KEEP_HUGEPAGES") == "1":
+            return
+        original, ours = self.raised_hugepages
+        try:
+            with open(NR_HUGEPAGES) as f:
+                current = int(f.read())
+            if current == ours:  # nobody changed it since: give back what we added
+                with open(NR_HUGEPAGES, "w") as f:
+                    f.write(str(original))
+                log(f"throughput: hugepage reservation back to {original} (CTLB_KEEP_HUGEPAGES=1 keeps it)")
+        except OSError:
+            pass
+
+    # -- one run
+
+    def _popen(self, cmd, logf, stdin=None):
+        return subprocess.Popen(cmd, stdin=stdin, stdout=logf, stderr=subprocess.STDOUT,
+                                preexec_fn=lambda: os.sched_setaffinity(0, self.all_cpus))
+
+    def run(self, dut, scn, meta, rep):
+        self.run_counter += 1
+        prefix = f"ctlb-bench-{os.getpid()}-{self.run_counter}"
+        logpath = os.path.join(self.work, f"{scn['name']}-{dut}-{rep}.log")
+        mbufs = meta["packets"] + EXTRA_MBUFS
+        if dut == "ctlb":
+            config = os.path.join(self.work, f"{scn['name']}-ctlb.yaml")
+            with open(config, "w") as f:
+                f.write(
+                    "# generated by bench/throughput.py\n"
+                    "mode: inline\n"
+                    f"file_prefix: {prefix}\n"
+                    "lcores: {main: 0, workers: [1]}\n"
+                    "eal_args: [--huge-unlink]\n"
+                    f"mempool: {{mbufs: {mbufs}, data_room: {meta['data_room']}}}\n"
+                    "ports:\n"
+                    "  - name: west\n"
+                    f"    devargs: net_pcap0,rx_pcap={meta['pcap']},infinite_rx=1\n"
+                    "    peer: east\n"
+                    "  - name: east\n"
+                    "    devargs: net_null0,no-rx=1\n"
+                    "    peer: west\n"
+                    f"tracking: {{capacity_v4: {CAPACITY_V4}, capacity_v6: {CAPACITY_V6}, "
+                    "invalid_policy: forward}\n")
+            cmd = [self.dataplane, "--config", config]
+        else:
+            cmd = [self.testpmd, "-l", "0,1", "--main-lcore", "0", "--file-prefix", prefix, "--no-pci",
+                   "--huge-unlink", "--vdev", f"net_pcap0,rx_pcap={meta['pcap']},infinite_rx=1",
+                   "--vdev", "net_null0,no-rx=1", "--", "--forward-mode=io", "--no-flush-rx", "--nb-cores=1",
+                   "--rxq=1", "--txq=1", f"--total-num-mbufs={mbufs}", f"--mbuf-size={meta['data_room']}",
+                   "--auto-start"]
+        logf = open(logpath, "w+")
+        logf.write(" ".join(cmd) + "\n")
+        logf.flush()
+        proc = self._popen(cmd, logf, stdin=subprocess.PIPE if dut == "testpmd" else None)
+        tel = None
+        result = {"dut": dut, "rep": rep, "log": logpath}
+        try:
+            tel = Telemetry(prefix, proc, time.monotonic() + 120)
+            result.update(self._measure(dut, scn, meta, tel, proc))
+        finally:
+            if tel:
+                tel.close()
+            rc = self._stop(dut, proc)
+            logf.flush()
+            logf.seek(0)
+            output = logf.read()
+            logf.close()
+            self._cleanup_runtime(prefix)
+        if rc != 0:
+            raise RunError(f"{dut} exited with code {rc} (log: {logpath}):\n" + output[-2000:])
+        if dut == "ctlb":
+            final = parse_ctlb_final(output)
+            if final:
+                result["final"] = final
+        else:
+            result["final_fwd"] = parse_testpmd_final(output)
+        return result
+
+    def _stop(self, dut, proc):
+        if proc.poll() is None:
+            try:
+                if dut == "testpmd":
+                    proc.stdin.write(b"\n")  # "Press enter to exit"
+                    proc.stdin.close()
+                else:
+                    proc.send_signal(signal.SIGTERM)
+            except (BrokenPipeError, OSError):
+                pass
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        return proc.returncode
+
+    @staticmethod
+    def _cleanup_runtime(prefix):
+        d = f"/var/run/dpdk/{prefix}"
+        if os.path.isdir(d):
+            for name in os.listdir(d):
+                try:
+                    os.unlink(os.path.join(d, name))
+                except OSError:
+                    pass
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+
+    def _reader(self, dut, tel):
+        if dut == "ctlb":
+            def read():
+                s = tel.query("/ctlb/stats")
+                t = time.monotonic()
+                if not isinstance(s, dict) or "port_west_rx_packets" not in s:
+                    return None
+                return {"t": t, "rx": s["port_west_rx_packets"], "created": s.get("flows_created", 0),
+                        "reopened": s.get("flows_reopened", 0), "stats": s}
+        else:
+            # net_pcap counts the packets it reads while loading the capture into memory, then
+            # zeroes the counter before forwarding starts: forwarding has started once port 1
+            # (net_null) has sent something.
+            def read():
+                s = tel.query("/ethdev/stats,0")
+                t = time.monotonic()
+                s1 = tel.query("/ethdev/stats,1")
+                if not isinstance(s, dict) or "ipackets" not in s or not isinstance(s1, dict):
+                    return None
+                return {"t": t, "rx": s["ipackets"] if s1.get("opackets", 0) > 0 else 0, "stats": s}
+        return read
+
+    def _measure(self, dut, scn, meta, tel, proc):
+        read = self._reader(dut, tel)
+        P = meta["output_packets"]
+        deadline = time.monotonic() + 120
+        # Wait for the first packets (the capture is loaded before forwarding starts).
+        first = None
+        while True:
+            if proc.poll() is not None:
+                raise RunError(f"{dut} exited with code {proc.returncode} before forwarding")
+            s = read()
+            if s is not None and s["rx"] > 0:
+                first = s
+                break
+            if time.monotonic() > deadline:
+                raise RunError(f"{dut}: no packet received within 120 s")
+            time.sleep(0.001)
+        out = {}
+        samples = [first]
+        if scn["kind"] == "syn" and dut == "ctlb":
+            # Connection set-up: the first pass, sampled densely.
+            n = meta["connections"]
+            limit = time.monotonic() + 60
+            while samples[-1]["created"] < n and samples[-1]["rx"] < 1.2 * P and time.monotonic() < limit:
+                time.sleep(self.args.syn_interval)
+                s = read()
+                if s is not None:
+                    samples.append(s)
+            lo, hi = 0.1 * n, 0.9 * n
+            inside = [s for s in samples if lo <= s["created"] <= hi]
+            if len(inside) < 3:
+                raise RunError(f"ctlb: too few samples inside the first pass ({len(inside)}): "
+                               "raise the capture size or lower --syn-interval")
+            dt = inside[-1]["t"] - inside[0]["t"]
+            out["cps"] = (inside[-1]["created"] - inside[0]["created"]) / dt
+            out["pps"] = (inside[-1]["rx"] - inside[0]["rx"]) / dt
+            out["window_s"] = dt
+            out["samples"] = len(inside)
+            time.sleep(0.05)
+            out["end"] = read()
+        else:
+            t_begin = first["t"] + self.args.warmup
+            while time.monotonic() < t_begin:
+                time.sleep(0.01)
+            s = None
+            while s is None:
+                s = read()
+            samples = [s]
+            t_end = samples[0]["t"] + self.args.window
+            while samples[-1]["t"] < t_end:
+                time.sleep(self.args.interval)
+                s = read()
+                if s is not None:
+                    samples.append(s)
+            if proc.poll() is not None:
+                raise RunError(f"{dut} exited with code {proc.returncode} while measured")
+            a, b = samples[0], samples[-1]
+            if scn["kind"] == "established" and meta["data_start"] > 0:
+                # Only the intervals inside the data rounds of one pass.
+                lo, num, den, used = meta["data_start"], 0, 0.0, 0
+                for x, y in zip(samples, samples[1:]):
+                    if x["rx"] // P != y["rx"] // P or x["rx"] % P < lo:
+                        continue
+                    num += y["rx"] - x["rx"]
+                    den += y["t"] - x["t"]
+                    used += 1
+                if den <= 0:
+                    raise RunError(f"{dut}: no sample interval inside the data rounds")
+                out["pps"] = num / den
+                out["window_s"] = den
+                out["samples"] = used
+            else:
+                out["pps"] = (b["rx"] - a["rx"]) / (b["t"] - a["t"])
+                out["window_s"] = b["t"] - a["t"]
+                out["samples"] = len(samples) - 1
+            if dut == "ctlb":  # flows_reopened is a part of flows_created
+                out["cps"] = (b["created"] - a["created"]) / (b["t"] - a["t"])
+            out["end"] = b
+        if dut == "testpmd":
+            out["port1"] = tel.query("/ethdev/stats,1")
+        out["passes"] = out["end"]["rx"] / P
+        return out
+
+    # -- everything
+
+    def main(self):
+        args = self.args
+        names = [s["name"] for s in SCENARIOS]
+        chosen = SCENARIOS if not args.scenarios else []
+        for name in (args.scenarios.split(",") if args.scenarios else []):
+            if name not in names:
+                raise RunError(f"unknown scenario '{name}' (expected some of: {', '.join(names)})")
+            chosen.append(next(s for s in SCENARIOS if s["name"] == name))
+        tsc_hz = int(run_quiet([self.tsc_tool]).strip())
+        load = os.getloadavg()[0]
+        cpu = "?"
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+        rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True).stdout.strip() or "unknown"
+        log(f"throughput: {cpu}, {os.cpu_count()} CPUs, TSC {tsc_hz / 1e9:.3f} GHz, rev {rev}, load {load:.2f}, "
+            f"{args.reps} repetition(s), warm-up {args.warmup} s, window {args.window} s")
+        metas = {s["name"]: self.capture(s) for s in chosen}
+        os.sched_setaffinity(0, {min(self.all_cpus)})  # keep the sampling off the worker core
+
+        results = {}
+        for scn in chosen:
+            meta = metas[scn["name"]]
+            need = max(hugepage_need(meta, meta["data_room"], d) for d in ("ctlb", "testpmd"))
+            if not self.ensure_hugepages(need):
+                log(f"throughput: skipping {scn['name']}: needs {need >> 20} MiB of free hugepages")
+                results[scn["name"]] = {"skipped": f"needs {need >> 20} MiB of free hugepages"}
+                continue
+            runs = {"ctlb": [], "testpmd": []}
+            errors = []
+            for rep in range(1, args.reps + 1):
+                for dut in ("ctlb", "testpmd"):
+                    try:
+                        r = self.run(dut, scn, meta, rep)
+                        runs[dut].append(r)
+                        extra = f", {r['cps'] / 1e6:.3f} M conn/s" if r.get("cps") else ""
+                        log(f"  {scn['name']:16} {dut:8} #{rep}: {r['pps'] / 1e6:7.2f} Mpps{extra} "
+                            f"({r['samples']} intervals, {r['window_s']:.2f} s, {r['passes']:.1f} passes)")
+                    except RunError as e:
+                        errors.append(f"{dut} #{rep}: {e}")
+                        log(f"  {scn['name']:16} {dut:8} #{rep}: FAILED: {e}")
+            results[scn["name"]] = {"meta": meta, "runs": runs, "errors": errors}
+
+        report = summarize(chosen, results, tsc_hz)
+        header = (f"ctlb throughput harness: {cpu}, TSC {tsc_hz / 1e9:.3f} GHz, rev {rev}, load {load:.2f} at start; "
+                  f"{args.reps} run(s) of each DUT per scenario, alternated; warm-up {args.warmup} s, "
+                  f"window {args.window} s")
+        text = render(header, chosen, report)
+        print(text)
+        out_json = os.path.join(self.cache, "throughput.json")
+        with open(out_json, "w") as f:
+            json.dump({"header": header, "tsc_hz": tsc_hz, "report": report,
+                       "runs": {k: {d: [strip_run(r) for r in v.get("runs", {}).get(d, [])]
+                                    for d in ("ctlb", "testpmd")} for k, v in results.items()}},
+                      f, indent=1, default=str)
+        with open(os.path.join(self.cache, "throughput.txt"), "w") as f:
+            f.write(text + "\n")
+        log(f"throughput: results in {out_json} and {os.path.join(self.cache, 'throughput.txt')}")
+        return 1 if any(r.get("errors") for r in results.values()) else 0
+
+
+def strip_run(r):
+    """A run for the JSON report: the end snapshot keeps only its nonzero counters."""
+    r = dict(r)
+    if r.get("end"):
+        end = dict(r["end"])
+        end["stats"] = {k: v for k, v in (end.get("stats") or {}).items() if v}
+        r["end"] = end
+    return r
+
+
+def parse_ctlb_final(output):
+    final, inside = {}, False
+    for line in output.splitlines():
+        if line.startswith("ctlb: final counters"):
+            inside = True
+        elif inside and line.startswith("  "):
+            parts = line.split()
+            if len(parts) == 2 and parts[1].isdigit():
+                final[parts[0]] = int(parts[1])
+        elif inside:
+            inside = False
+    return final
+
+
+def parse_testpmd_final(output):
+    """RX-dropped / TX-dropped per port from testpmd's forward statistics at exit."""
+    out = {}
+    port = None
+    for line in output.splitlines():
+        line = line.strip()
+        if line.startswith("----") and "Forward statistics for port" in line:
+            port = line.split("port")[1].split()[0]
+        elif port is not None and line.startswith("RX-packets:"):
+            f = line.split()
+            out[f"port{port}_rx_dropped"] = int(f[3])
+        elif port is not None and line.startswith("TX-packets:"):
+            f = line.split()
+            out[f"port{port}_tx_dropped"] = int(f[3])
+            port = None
+    return out
+
+
+# ---------------------------------------------------------------- report
+
+def summarize(chosen, results, tsc_hz):
+    rows = {}
+    for scn in chosen:
+        res = results[scn["name"]]
+        if "skipped" in res:
+            rows[scn["name"]] = {"skipped": res["skipped"]}
+            continue
+        meta = res["meta"]
+        entry = {"what": scn["what"], "kind": scn["kind"], "packets_per_pass": meta["output_packets"],
+                 "data_start": meta["data_start"], "connections": meta["connections"],
+                 "errors": res["errors"]}
+        for dut in ("ctlb", "testpmd"):
+            runs = res["runs"][dut]
+            med, lo, hi = median_spread([r["pps"] for r in runs])
+            d = {"runs": len(runs), "mpps": med and med / 1e6, "mpps_min": lo and lo / 1e6,
+                 "mpps_max": hi and hi / 1e6, "cycles_per_packet": med and tsc_hz / med}
+            if dut == "ctlb" and runs:
+                cmed, clo, chi = median_spread([r.get("cps") for r in runs])
+                d.update({"cps": cmed, "cps_min": clo, "cps_max": chi})
+                last = runs[-1]
+                # The counters printed at exit are the last word (they list the nonzero ones only);
+                # the last telemetry snapshot stands in when the exit output is missing.
+                stats = dict(last.get("final") or (last["end"]["stats"] if last.get("end") else {}))
+                d["flows"] = {"created": stats.get("flows_created", 0), "reopened": stats.get("flows_reopened", 0),
+                              "evicted": stats.get("flows_evicted", 0), "reclaimed": stats.get("flows_reclaimed", 0)}
+                d["states"] = {s: stats.get(f"flows_{s}", 0) for s in STATES if stats.get(f"flows_{s}", 0)}
+                drops = {}
+                for k in ("untracked_table_full", "port_west_tx_dropped", "port_east_tx_dropped", "dropped_invalid",
+                          "forwarded_invalid", "invalid", "handover_dropped", "dropped_no_peer"):
+                    if stats.get(k):
+                        drops[k] = stats[k]
+                for r in INVALID_REASONS:
+                    if stats.get(f"reason_{r}"):
+                        drops[f"reason_{r}"] = stats[f"reason_{r}"]
+                for p in MALFORMED:
+                    if stats.get(f"parse_{p}"):
+                        drops[f"parse_{p}"] = stats[f"parse_{p}"]
+                d["drops"] = drops
+                d["busy_fraction"] = (stats.get("busy_loops", 0) / stats["loops"]) if stats.get("loops") else None
+                d["counters"] = {k: v for k, v in stats.items() if v}
+                d["checks"] = checks(scn, meta, stats)
+            if dut == "testpmd" and runs:
+                last = runs[-1]
+                drops = {k: v for k, v in last.get("final_fwd", {}).items() if v}
+                p0 = last["end"]["stats"] if last.get("end") else {}
+                p1 = last.get("port1") or {}
+                for k, src in (("port0_imissed", p0.get("imissed")), ("port0_rx_nombuf", p0.get("rx_nombuf")),
+                               ("port1_oerrors", p1.get("oerrors"))):
+                    if src:
+                        drops[k] = src
+                d["drops"] = drops
+            entry[dut] = d
+        c, t = entry["ctlb"], entry["testpmd"]
+        if c.get("mpps") and t.get("mpps"):
+            entry["ratio"] = c["mpps"] / t["mpps"]
+            entry["ctlb_own_cycles"] = c["cycles_per_packet"] - t["cycles_per_packet"]
+        rows[scn["name"]] = entry
+    return rows
+
+
+def checks(scn, meta, stats):
+    """What a correct run shows; a failed check is a finding to report."""
+    problems = []
+    if stats.get("untracked_table_full"):
+        problems.append(f"untracked_table_full={stats['untracked_table_full']} with {meta['connections']} "
+                        f"connections per pass and capacity {CAPACITY_V4}")
+    if stats.get("invalid"):
+        problems.append(f"invalid={stats['invalid']}")
+    for k in ("port_west_tx_dropped", "port_east_tx_dropped", "handover_dropped", "dropped_no_peer"):
+        if stats.get(k):
+            problems.append(f"{k}={stats[k]}")
+    created = stats.get("flows_created", 0)
+    if scn["kind"] in ("syn", "established") and created != meta["connections"]:
+        problems.append(f"flows_created={created}, expected {meta['connections']}")
+    if scn["kind"] == "lifecycle" and created < meta["connections"] and stats.get("port_west_rx_packets", 0) > \
+            meta["output_packets"]:
+        problems.append(f"flows_created={created} after a full pass, expected {meta['connections']}")
+    if scn["kind"] == "established":
+        # Stopped inside a replayed handshake prefix, some flows are re-synchronising (SYN_RECV).
+        live = stats.get("flows_ESTABLISHED", 0) + stats.get("flows_SYN_RECV", 0)
+        if live != meta["connections"]:
+            problems.append(f"flows_ESTABLISHED + flows_SYN_RECV = {live} at the end, expected {meta['connections']}")
+    total_states = sum(stats.get(f"flows_{s}", 0) for s in STATES)
+    if total_states > max(created, meta["connections"]):
+        problems.append(f"the flows-by-state gauges add up to {total_states}, more than the "
+                        f"{max(created, meta['connections'])} connections")
+    return problems
+
+
+def fmt_rate(med, lo, hi, unit=1.0, digits=2):
+    if med is None:
+        return "-"
+    return f"{med / unit:.{digits}f} ({lo / unit:.{digits}f}-{hi / unit:.{digits}f})"
+
+
+def fmt_count(n):
+    if n >= 10_000_000:
+        return f"{n / 1e6:.0f}M"
+    if n >= 1_000_000:
+        return f"{n / 1e6:.2f}M"
+    if n >= 10_000:
+        return f"{n / 1e3:.0f}k"
+    return str(n)
+
+
+def render(header, chosen, report):
+    lines = [header, ""]
+    cols = ["scenario", "DUT", "Mpps median (min-max)", "cycles/pkt", "ctlb/testpmd", "conn/s median (min-max)",
+            "flows tracked", "drops by reason"]
+    table = []
+    for scn in chosen:
+        e = report[scn["name"]]
+        if "skipped" in e:
+            table.append([scn["name"], "-", "skipped: " + e["skipped"], "", "", "", "", ""])
+            continue
+        for dut in ("ctlb", "testpmd"):
+            d = e[dut]
+            if not d["runs"]:
+                table.append([scn["name"], dut, "FAILED", "", "", "", "", ""])
+                continue
+            cyc = f"{d['cycles_per_packet']:.0f}"
+            ratio = ""
+            if dut == "ctlb" and e.get("ratio"):
+                ratio = f"{e['ratio']:.2f}"
+                cyc += f" (+{e['ctlb_own_cycles']:.0f})"
+            cps = fmt_rate(d.get("cps"), d.get("cps_min"), d.get("cps_max"), 1e6, 3) + " M" if d.get("cps") else ""
+            if dut == "ctlb":
+                f = d["flows"]
+                flows = f"created {fmt_count(f['created'])}"
+                if f["reopened"]:
+                    flows += f" (reopened {fmt_count(f['reopened'])})"
+                if f["evicted"]:
+                    flows += f", evicted {fmt_count(f['evicted'])}"
+                flows += "; " + " ".join(f"{k}={fmt_count(v)}" for k, v in d["states"].items())
+            else:
+                flows = "-"
+            drops = ", ".join(f"{k}={v}" for k, v in d["drops"].items()) or "none"
+            table.append([scn["name"] if dut == "ctlb" else "", dut,
+                          fmt_rate(d["mpps"], d["mpps_min"], d["mpps_max"]) + (f" [{d['runs']}]" if d["runs"] else ""),
+                          cyc, ratio, cps, flows, drops])
+    widths = [max(len(r[i]) for r in table + [cols]) for i in range(len(cols))]
+    fmt = "  ".join("{:<%d}" % w for w in widths)
+    lines.append(fmt.format(*cols).rstrip())
+    lines.append("  ".join("-" * w for w in widths))
+    for r in table:
+        lines.append(fmt.format(*r).rstrip())
+    lines.append("")
+    lines.append("[n]: runs that gave a result. cycles/pkt: TSC cycles per packet of the one worker core "
+                 "(TSC Hz / pps); (+N): ctlb's own work, ctlb minus testpmd.")
+    lines.append("conn/s: syn: flows_created per second over the first pass (10-90 % of the flows); "
+                 "lifecycle: flows_created (reopened tuples included) per second in the window.")
+    lines.append("flows tracked and drops: ctlb's counters at the end of its last run "
+                 "(states are gauges at that moment); testpmd: RX/TX-dropped, imissed, rx_nombuf, oerrors.")
+    lines.append("")
+    for scn in chosen:
+        e = report[scn["name"]]
+        if "skipped" in e:
+            continue
+        note = f"{scn['name']}: {scn['what']}; {e['packets_per_pass']} packets per pass"
+        if scn["kind"] == "established":
+            note += (f", handshakes are packets 0..{e['data_start'] - 1} (a prefix), rates count only "
+                     f"sample intervals inside the data rounds")
+        lines.append(note)
+        for p in e["ctlb"].get("checks", []):
+            lines.append(f"  CHECK FAILED: {p}")
+        for err in e["errors"]:
+            lines.append(f"  ERROR: {err.splitlines()[0]}")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description="ctlb vs testpmd throughput on net_pcap -> net_null, one worker core")
+    ap.add_argument("--build", default=os.environ.get("CTLB_BUILD_DIR", os.path.join(ROOT, "build")))
+    ap.add_argument("--quick", action="store_true", help="1 repetition, short windows (a smoke run)")
+    ap.add_argument("--reps", type=int, help="runs of each DUT per scenario (default 3, --quick 1)")
+    ap.add_argument("--warmup", type=float, help="seconds after the first packet before measuring (default 1)")
+    ap.add_argument("--window", type=float, help="measuring window in seconds (default 3)")
+    ap.add_argument("--interval", type=float, default=0.01, help="sampling interval in seconds (default 0.01)")
+    ap.add_argument("--syn-interval", type=float, default=0.002,
+                    help="sampling interval during the first pass of the syn scenario (default 0.002)")
+    ap.add_argument("--scenarios", help="comma list of: " + ", ".join(s["name"] for s in SCENARIOS))
+    ap.add_argument("--seed", type=int, default=1, help="flow generator seed (default 1)")
+    ap.add_argument("--testpmd", default="/usr/bin/dpdk-testpmd")
+    args = ap.parse_args()
+    if args.reps is None:
+        args.reps = 1 if args.quick else 3
+    if args.warmup is None:
+        args.warmup = 0.3 if args.quick else 1.0
+    if args.window is None:
+        args.window = 1.0 if args.quick else 3.0
+    if args.reps < 1 or args.window <= 0 or args.warmup < 0 or args.interval <= 0:
+        ap.error("--reps must be >= 1, --window and --interval > 0, --warmup >= 0")
+    if os.geteuid() != 0:
+        print("throughput: needs root (DPDK hugepages)", file=sys.stderr)
+        return 1
+    h = None
+    try:
+        h = Harness(args)
+        return h.main()
+    except RunError as e:
+        print(f"throughput: {e}", file=sys.stderr)
+        return 1
+    finally:
+        if h:
+            h.restore_hugepages()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
