@@ -134,7 +134,7 @@ TEST(Config, MissingFile) {
 }
 
 TEST(Config, ShippedExamplesLoad) {
-  for (const char* name : {"pcap-inline.yaml", "nic-inline.yaml"}) {
+  for (const char* name : {"pcap-inline.yaml", "nic-inline.yaml", "afpacket-inline.yaml"}) {
     auto r = load_file(std::string(CONFIG_EXAMPLES_DIR) + "/" + name);
     EXPECT_TRUE(r.ok()) << name << ": " << (r.ok() ? "" : r.error().message);
   }
