@@ -2,6 +2,7 @@
 // One worker's connection tracker: parsed packet -> flow key -> table entry
 // -> TCP state machine -> verdict, with every outcome counted. The workers,
 // the micro-benchmarks and `ctlbctl trace` all run this same code.
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <string_view>
@@ -17,6 +18,7 @@ namespace ctlb::flow {
 // X(field, name, description)
 #define CTLB_TRACKER_COUNTERS(X)                                                         \
   X(tcp_packets, "tcp_packets", "TCP segments tracked")                                  \
+  X(fast_path, "fast_path", "of tcp_packets: in-window segments of established connections, done in place") \
   X(accepted, "accepted", "TCP segments with verdict accept")                            \
   X(invalid, "invalid", "TCP segments with verdict invalid")                             \
   X(flows_created, "flows_created", "connections opened")                                \
@@ -58,6 +60,10 @@ class Tracker {
  public:
   Tracker(FlowTable<V4> v4, FlowTable<V6> v6, const tcp::Config& cfg) noexcept
       : v4_(v4), v6_(v6), cfg_(cfg), policy_{&cfg_.timeouts} {}
+
+  // The in-place path for in-window segments of established connections is
+  // on by default; tests turn it off to compare it with the general path.
+  void set_fast_path(bool on) noexcept { fast_path_ = on; }
 
   TrackerCounters& counters() noexcept { return counters_; }
   const TrackerCounters& counters() const noexcept { return counters_; }
@@ -220,6 +226,7 @@ class Tracker {
     TrackResult r;
     const Millis now = clock.now();
     Handle h = table.is_entry_of(hint, key) ? hint : table.lookup(key, hash);
+    if (h != kNoHandle && fast_path_ && track_established(table, h, v, side, now, r)) return r;
     tcp::State s;
     if (h != kNoHandle) {
       load(table.entry(h), table.cold(h), s);
@@ -274,6 +281,101 @@ class Tracker {
     return r;
   }
 
+  // The common case, done in place: an ACK or data segment (no SYN, FIN, RST
+  // or URG, no SACK blocks to read) of an assured ESTABLISHED connection whose
+  // endpoints are both ESTABLISHED, that passes the window check. It makes
+  // exactly the changes tcp::track() makes for such a segment (the unit test
+  // FastPath.SameAsGeneralPath compares the two on random traffic); anything
+  // else, including a failed window check, returns false untouched and takes
+  // the general path.
+  template <class F>
+  bool track_established(FlowTable<F>& table, Handle h, const packet::PacketView& v, Side side, Millis now,
+                         TrackResult& r) noexcept {
+    using namespace packet::tcpflag;
+    auto& e = table.entry(h);
+    const tcp::Status st = e.status;
+    if (st.ct_state != static_cast<std::uint32_t>(tcp::CtState::Established) || !st.assured || !st.seen_reply ||
+        st.initiator != static_cast<std::uint32_t>(tcp::EpState::Established) ||
+        st.responder != static_cast<std::uint32_t>(tcp::EpState::Established))
+      return false;
+    if ((v.flags & ~(kEce | kCwr | kPsh)) != kAck) return false;
+    tcp::Track& t = e.track;
+    const tcp::Dir dir = ((side == Side::Lo) == static_cast<bool>(st.initiator_is_lo)) ? tcp::Dir::Orig : tcp::Dir::Reply;
+    const int d = tcp::idx(dir);
+    const int od = 1 - d;
+    if ((t.flags[0] | t.flags[1]) & tcp::dirflag::kFinSeen) return false;
+    if ((t.flags[od] & tcp::dirflag::kSackPerm) && v.options.sack_blocks) return false;
+
+    std::uint32_t seq = v.seq;
+    std::uint32_t end = v.seq + v.payload_len;
+    const std::uint32_t ack = v.ack;
+    if (seq == end) seq = end = t.end[d];  // no data: checked by its ACK only
+    const std::uint32_t maxack_window = t.maxwin[d] > 66000 ? t.maxwin[d] : 66000;
+    const bool in_recv_win = t.maxwin[od] == 0 || seq_after(end, t.end[d] - t.maxwin[od] - 1);
+    if (!(seq_before(seq, t.maxend[d] + 1) && in_recv_win && seq_before(ack, t.end[od] + 1) &&
+          seq_after(ack, t.end[od] - maxack_window - 1)))
+      return false;
+
+    Cold& c = table.cold(h);
+    FlowTable<F>::write_begin(e);
+    const std::uint32_t win = static_cast<std::uint32_t>(v.window) << t.scale[d];
+    if (t.maxwin[d] < win) t.maxwin[d] = win;
+    if (seq_after(end, t.end[d])) {
+      t.end[d] = end;
+      t.flags[d] |= tcp::dirflag::kDataUnacked;
+    }
+    if (!(t.flags[d] & tcp::dirflag::kMaxAckSet)) {
+      t.maxack[d] = ack;
+      t.flags[d] |= tcp::dirflag::kMaxAckSet;
+    } else if (seq_after(ack, t.maxack[d])) {
+      t.maxack[d] = ack;
+    }
+    if (t.maxwin[od] != 0 && seq_after(end, t.maxend[d])) t.maxwin[od] += end - t.maxend[d];
+    if (seq_after(ack + win, t.maxend[od] - 1)) {
+      t.maxend[od] = ack + win;
+      if (win == 0) ++t.maxend[od];
+    }
+    if (ack == t.end[od]) t.flags[od] &= ~tcp::dirflag::kDataUnacked;
+
+    tcp::Status ns = st;
+    const bool same = st.last_dir == static_cast<std::uint32_t>(d) && c.last_seq == seq && c.last_ack == ack &&
+                      e.last_end == end && c.last_win == v.window;
+    ns.retrans = same ? (st.retrans < 3 ? st.retrans + 1 : 3) : 0;
+    ns.last_dir = static_cast<std::uint32_t>(d);
+    ns.last_index = static_cast<std::uint32_t>(tcp::Index::Ack);
+    c.last_seq = seq;
+    c.last_ack = ack;
+    c.last_win = v.window;
+    e.last_end = end;
+
+    // Timeout class, as tcp::track() chooses it for ESTABLISHED.
+    const tcp::Timeouts& to = cfg_.timeouts;
+    const Millis est = to.of(tcp::CtState::Established);
+    const std::uint8_t max_retrans = std::clamp<std::uint8_t>(cfg_.max_retrans, 1, 3);
+    ns.timeout_class = 0;
+    if (ns.retrans >= max_retrans && est > to.of(tcp::TimeoutClass::Retrans)) {
+      ns.timeout_class = 1;
+      ns.timeout_cap = 0;
+    } else if (((t.flags[0] | t.flags[1]) & tcp::dirflag::kDataUnacked) && est > to.of(tcp::TimeoutClass::Unack)) {
+      ns.timeout_class = 1;
+      ns.timeout_cap = 1;
+    } else if (v.window == 0 && est > to.of(tcp::TimeoutClass::Retrans)) {
+      ns.timeout_class = 1;
+      ns.timeout_cap = 0;
+    }
+    e.status = ns;
+    e.last_seen = now;
+    FlowTable<F>::write_end(e);
+
+    ++counters_.fast_path;
+    r.dir = dir;
+    r.state = tcp::CtState::Established;
+    r.initiator = r.responder = tcp::EpState::Established;
+    r.initiator_is_lo = st.initiator_is_lo;
+    r.handle = h;
+    return true;
+  }
+
   template <class F>
   TrackResult open(FlowTable<F>& table, const typename F::Key& key, std::uint32_t hash, Side side,
                    const packet::PacketView& v, Clock clock, TrackResult& r) noexcept {
@@ -313,6 +415,7 @@ class Tracker {
   FlowTable<V6> v6_;
   tcp::Config cfg_;
   EvictionPolicy policy_;
+  bool fast_path_ = true;
   TrackerCounters counters_{};
 };
 

@@ -1,0 +1,162 @@
+// The tracker's in-place path for established connections must make exactly
+// the changes of the general path (tcp::track on a copy). Random traffic on a
+// few established connections, out-of-window and retransmitted segments,
+// zero windows and SACK included, goes through two trackers, one with the
+// fast path and one without; after every packet the results and the stored
+// entries (hot and cold) must be identical, byte for byte.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+
+#include "dataplane/common/bytes.hpp"
+#include "dataplane/flow/tracker.hpp"
+#include "table_util.hpp"
+
+namespace {
+
+using ctlb::flow::Clock;
+using ctlb::flow::Tracker;
+using ctlb::flow::TrackResult;
+using ctlb::flow::V4;
+using ctlb::flow::V6;
+using ctlb::packet::PacketView;
+namespace tf = ctlb::packet::tcpflag;
+
+struct Pair {
+  ctlb_test::HeapTable<V4> a4{1024}, b4{1024};
+  ctlb_test::HeapTable<V6> a6{64}, b6{64};
+  Tracker fast{a4.table, a6.table, ctlb::tcp::Config{}};
+  Tracker general{b4.table, b6.table, ctlb::tcp::Config{}};
+  Pair() { general.set_fast_path(false); }
+};
+
+struct Side {
+  std::uint32_t next;  // next sequence number to send
+  std::uint16_t window;
+};
+
+struct Conn {
+  std::uint32_t client_addr;
+  std::uint16_t client_port;
+  Side side[2];  // [0] client, [1] server
+};
+
+constexpr std::uint32_t kServer = 0xC6120202;  // 198.18.2.2
+
+PacketView segment(const Conn& c, bool from_client, std::uint8_t flags, std::uint32_t seq, std::uint32_t ack,
+                   std::uint32_t len, std::uint16_t win) {
+  PacketView v;
+  v.family = ctlb::packet::IpFamily::V4;
+  const std::uint32_t s = from_client ? c.client_addr : kServer;
+  const std::uint32_t d = from_client ? kServer : c.client_addr;
+  ctlb::store_be32(v.src, s);
+  ctlb::store_be32(v.dst, d);
+  v.sport = from_client ? c.client_port : 80;
+  v.dport = from_client ? 80 : c.client_port;
+  v.flags = flags;
+  v.seq = seq;
+  v.ack = ack;
+  v.window = win;
+  v.header_len = 20;
+  v.payload_len = len;
+  return v;
+}
+
+void expect_same(const TrackResult& a, const TrackResult& b, int i) {
+  ASSERT_EQ(a.verdict, b.verdict) << "packet " << i;
+  ASSERT_EQ(a.reason, b.reason) << "packet " << i;
+  ASSERT_EQ(a.dir, b.dir) << "packet " << i;
+  ASSERT_EQ(a.state, b.state) << "packet " << i;
+  ASSERT_EQ(a.initiator, b.initiator) << "packet " << i;
+  ASSERT_EQ(a.responder, b.responder) << "packet " << i;
+  ASSERT_EQ(a.handle, b.handle) << "packet " << i;
+}
+
+TEST(FastPath, SameAsGeneralPath) {
+  Pair p;
+  std::mt19937_64 rng(20261121);
+  std::vector<Conn> conns;
+  std::uint64_t now = 1000;
+  int fast_hits = 0;
+  for (int i = 0; i < 8; ++i) {
+    Conn c{0xC6120100u + 2 + static_cast<std::uint32_t>(i), static_cast<std::uint16_t>(40000 + i),
+           {{1000u * (i + 1), 502}, {0x80000000u + 777u * i, 509}}};
+    // Handshake with window scaling on both sides (scale 7).
+    auto handshake = [&](Tracker& t) {
+      PacketView syn = segment(c, true, tf::kSyn, c.side[0].next, 0, 0, 64240);
+      syn.header_len = 24;
+      syn.options.has_wscale = true;
+      syn.options.wscale = 7;
+      syn.options.sack_permitted = true;
+      t.track(syn, Clock{now});
+      PacketView synack = segment(c, false, tf::kSyn | tf::kAck, c.side[1].next, c.side[0].next + 1, 0, 65160);
+      synack.header_len = 24;
+      synack.options = syn.options;
+      t.track(synack, Clock{now});
+      t.track(segment(c, true, tf::kAck, c.side[0].next + 1, c.side[1].next + 1, 0, 502), Clock{now});
+    };
+    handshake(p.fast);
+    handshake(p.general);
+    c.side[0].next += 1;
+    c.side[1].next += 1;
+    conns.push_back(c);
+  }
+  PacketView last{};
+  for (int i = 0; i < 200000; ++i) {
+    now += rng() % 3;
+    Conn& c = conns[rng() % conns.size()];
+    const bool from_client = rng() & 1;
+    Side& me = c.side[from_client ? 0 : 1];
+    Side& peer = c.side[from_client ? 1 : 0];
+    PacketView v;
+    const unsigned kind = rng() % 100;
+    if (kind < 5 && last.family != ctlb::packet::IpFamily::None) {
+      v = last;  // exact retransmission of the previous segment
+    } else {
+      std::uint32_t len = (rng() % 3 == 0) ? 0 : static_cast<std::uint32_t>(rng() % 1449);
+      std::uint32_t seq = me.next;
+      std::uint32_t ack = peer.next;
+      std::uint16_t win = me.window;
+      if (kind < 10) seq += static_cast<std::uint32_t>(rng() % 4000000) - 2000000;  // maybe out of window
+      else if (kind < 14) ack += static_cast<std::uint32_t>(rng() % 200000) - 100000;
+      else if (kind < 17) seq -= static_cast<std::uint32_t>(rng() % 3000);            // old data
+      if (kind >= 17 && kind < 20) win = 0;
+      else if (kind >= 20 && kind < 25) win = static_cast<std::uint16_t>(rng());
+      std::uint8_t flags = tf::kAck;
+      if (len) flags |= tf::kPsh;
+      if (kind == 25) flags |= tf::kEce;
+      if (kind == 26) flags |= tf::kUrg;
+      v = segment(c, from_client, flags, seq, ack, len, win);
+      if (kind == 27 || kind == 28) {  // SACK blocks
+        v.header_len = 32;
+        v.options.sack_blocks = 1;
+        v.options.sack_right[0] = ack + static_cast<std::uint32_t>(rng() % 5000);
+      }
+      if (kind >= 30 && seq == me.next) me.next += len;  // the stream moves on
+      if (kind >= 30 && rng() % 50 == 0) me.window = static_cast<std::uint16_t>(400 + rng() % 200);
+    }
+    last = v;
+    const TrackResult a = p.fast.track(v, Clock{now});
+    const TrackResult b = p.general.track(v, Clock{now});
+    expect_same(a, b, i);
+    if (HasFatalFailure()) return;
+    if (a.handle != ctlb::flow::kNoHandle) {
+      const auto& ea = p.a4.table.entry(a.handle);
+      const auto& eb = p.b4.table.entry(b.handle);
+      ASSERT_EQ(std::memcmp(&ea, &eb, sizeof ea), 0) << "hot entry differs after packet " << i;
+      ASSERT_EQ(std::memcmp(&p.a4.table.cold(a.handle), &p.b4.table.cold(b.handle), sizeof(ctlb::flow::Cold)), 0)
+          << "cold record differs after packet " << i;
+    }
+  }
+  for (std::size_t r = 0; r < ctlb::tcp::kReasonCount; ++r)
+    EXPECT_EQ(p.fast.counters().reasons[r], p.general.counters().reasons[r]) << ctlb::tcp::kReasonNames[r];
+  // The traffic must really have exercised both paths.
+  fast_hits = static_cast<int>(p.fast.counters().fast_path);
+  EXPECT_GT(fast_hits, 100000);
+  EXPECT_EQ(p.general.counters().fast_path, 0u);
+  EXPECT_GT(p.fast.counters().invalid, 500u);
+  EXPECT_GT(p.fast.counters().tcp_packets - p.fast.counters().fast_path, 5000u);
+}
+
+}  // namespace
