@@ -32,6 +32,18 @@ std::string format_flow(const packet::PacketView& v, bool packet_is_orig) {
   return packet_is_orig ? s + " > " + d : d + " > " + s;
 }
 
+std::string format_key(const flow::KeyV4& k, bool initiator_is_lo) {
+  const int i = initiator_is_lo ? 0 : 1;
+  return format_ipv4(k.addr[i]) + ":" + std::to_string(k.port[i]) + " > " + format_ipv4(k.addr[1 - i]) + ":" +
+         std::to_string(k.port[1 - i]);
+}
+
+std::string format_key(const flow::KeyV6& k, bool initiator_is_lo) {
+  const int i = initiator_is_lo ? 0 : 1;
+  return "[" + format_ipv6(k.addr[i]) + "]:" + std::to_string(k.port[i]) + " > [" + format_ipv6(k.addr[1 - i]) +
+         "]:" + std::to_string(k.port[1 - i]);
+}
+
 std::string format_flags(std::uint8_t f) {
   using namespace packet::tcpflag;
   std::string s;

@@ -15,6 +15,9 @@ std::string format_ipv6(const std::uint8_t addr[16]);
 std::string format_endpoint(const packet::PacketView& v, bool source);
 // The flow in its original direction: "initiator > responder".
 std::string format_flow(const packet::PacketView& v, bool packet_is_orig);
+// A flow key in its original direction: "initiator > responder".
+std::string format_key(const flow::KeyV4& k, bool initiator_is_lo);
+std::string format_key(const flow::KeyV6& k, bool initiator_is_lo);
 // tcpdump-like flags: S, SA, F, FA, R, RA, P, ., U, E, W.
 std::string format_flags(std::uint8_t flags);
 std::string json_escape(std::string_view s);

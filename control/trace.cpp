@@ -7,6 +7,7 @@
 #include <ostream>
 
 #include "control/format.hpp"
+#include "control/query.hpp"
 #include "control/stuck.hpp"
 #include "dataplane/flow/tracker.hpp"
 #include "dataplane/packet/checksum.hpp"
@@ -26,30 +27,14 @@ Region allocate(std::size_t bytes) {
   return Region(std::aligned_alloc(64, rounded));
 }
 
-std::string key_flow(const flow::KeyV4& k, bool initiator_is_lo) {
-  const int i = initiator_is_lo ? 0 : 1;
-  return format_ipv4(k.addr[i]) + ":" + std::to_string(k.port[i]) + " > " + format_ipv4(k.addr[1 - i]) + ":" +
-         std::to_string(k.port[1 - i]);
-}
-
-std::string key_flow(const flow::KeyV6& k, bool initiator_is_lo) {
-  const int i = initiator_is_lo ? 0 : 1;
-  return "[" + format_ipv6(k.addr[i]) + "]:" + std::to_string(k.port[i]) + " > [" + format_ipv6(k.addr[1 - i]) +
-         "]:" + std::to_string(k.port[1 - i]);
-}
-
 template <class F>
-void summarise_table(flow::FlowTable<F>& table, Millis now, std::uint32_t stuck_after_ms, TraceSummary& s) {
-  typename F::Entry e;
-  flow::Cold c;
-  for (flow::Handle h = 0; h < table.capacity(); ++h) {
-    if (table.entry(h).status.ct_state == 0) continue;
-    if (!table.read(h, e, c)) continue;
+void summarise_table(const flow::FlowTable<F>& table, Millis now, std::uint32_t stuck_after_ms, TraceSummary& s) {
+  for_each_flow(table, [&](flow::Handle, const auto& e, const flow::Cold&) {
     ++s.flows_by_state[e.status.ct_state];
     const std::uint32_t idle = elapsed_ms(now, e.last_seen);
     if (auto stuck = classify_stuck(e.status, idle, stuck_after_ms)) {
       s.stuck.push_back(TraceStuckFlow{
-          key_flow(e.key, e.status.initiator_is_lo),
+          format_key(e.key, e.status.initiator_is_lo),
           name(stuck->kind),
           stuck->holder_is_initiator ? "initiator" : "responder",
           std::string(tcp::name(static_cast<tcp::CtState>(e.status.ct_state))),
@@ -59,7 +44,7 @@ void summarise_table(flow::FlowTable<F>& table, Millis now, std::uint32_t stuck_
           stuck->why,
       });
     }
-  }
+  });
 }
 
 }  // namespace

@@ -4,7 +4,7 @@
 
 namespace ctlb::shm {
 
-std::vector<Stat> collect_stats(const Header& h, std::uint32_t first, std::uint32_t last) {
+WorkerCounters sum_counters(const Header& h, std::uint32_t first, std::uint32_t last) {
   last = std::min(last, h.worker_count);
   WorkerCounters sum{};
   for (std::uint32_t w = first; w < last; ++w) {
@@ -26,6 +26,11 @@ std::vector<Stat> collect_stats(const Header& h, std::uint32_t first, std::uint3
     for (std::size_t i = 0; i < tcp::kReasonCount; ++i) sum.tracker.reasons[i] += c.tracker.reasons[i];
     for (std::size_t i = 0; i < tcp::kCtStateCount; ++i) sum.tracker.flows_in_state[i] += c.tracker.flows_in_state[i];
   }
+  return sum;
+}
+
+std::vector<Stat> collect_stats(const Header& h, std::uint32_t first, std::uint32_t last) {
+  const WorkerCounters sum = sum_counters(h, first, last);
   std::vector<Stat> out;
   for (std::uint32_t p = 0; p < h.port_count; ++p) {
     const std::string port = std::string("port_") + h.port_names[p] + "_";

@@ -14,6 +14,9 @@ struct Stat {
   std::uint64_t value;
 };
 
+// The counters of workers [first, last) added up.
+WorkerCounters sum_counters(const Header& h, std::uint32_t first = 0, std::uint32_t last = kMaxWorkers);
+
 // Counters of workers [first, last) (all by default), zero values included.
 std::vector<Stat> collect_stats(const Header& h, std::uint32_t first = 0, std::uint32_t last = kMaxWorkers);
 

@@ -1,0 +1,66 @@
+#pragma once
+// What the operator asks of a running dataplane, answered from the shared
+// memory alone (counters in the header, flow tables read with their seqlock):
+// stats, flows with filters, stuck connections, and the Prometheus text.
+// Pure code over memory: ctlb-control serves it, the unit tests run it on
+// heap tables.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "control/json.hpp"
+#include "dataplane/flow/flow_table.hpp"
+#include "dataplane/shm_layout.hpp"
+#include "dataplane/stats.hpp"
+
+namespace ctlb::control {
+
+struct WorkerTables {
+  flow::FlowTable<flow::V4> v4;
+  flow::FlowTable<flow::V6> v6;
+};
+
+struct View {
+  const shm::Header* header = nullptr;
+  std::vector<WorkerTables> workers;
+  tcp::Timeouts timeouts;
+};
+
+struct FlowFilter {
+  std::optional<tcp::CtState> state;
+  std::optional<tcp::EpState> initiator;
+  std::optional<tcp::EpState> responder;
+  std::optional<std::uint32_t> older_than_s;  // age (since the connection opened)
+  std::optional<std::uint16_t> port;          // either endpoint's port
+  std::uint32_t limit = 100;
+};
+
+// Every flow entry in use, read consistently: fn(worker, handle, entry, cold).
+template <class F, class Fn>
+void for_each_flow(const flow::FlowTable<F>& table, Fn&& fn) {
+  if (!table.valid()) return;
+  typename F::Entry e;
+  flow::Cold c;
+  for (flow::Handle h = 0; h < table.capacity(); ++h) {
+    if (table.entry(h).status.ct_state == 0) continue;
+    if (!table.read(h, e, c) || e.status.ct_state == 0) continue;
+    fn(h, e, c);
+  }
+}
+
+// Names to enum values ("ESTABLISHED", "CLOSE_WAIT", ...); nullopt if unknown.
+std::optional<tcp::CtState> parse_ct_state(const std::string& name);
+std::optional<tcp::EpState> parse_ep_state(const std::string& name);
+
+// {"flows": [...], "matched": N, "truncated": bool}
+Json query_flows(const View& v, const FlowFilter& f, std::uint64_t now_ms);
+// {"stuck": [...], "threshold_s": N}
+Json query_stuck(const View& v, std::uint32_t threshold_s, std::uint64_t now_ms, std::uint32_t limit);
+// {"stats": {name: value, ...}, "workers": N, "ports": [...]}, plus `extra`
+// (the control process's own counters).
+Json query_stats(const View& v, const std::vector<shm::Stat>& extra);
+// Prometheus text exposition format 0.0.4, `ctlb_` names, HELP and TYPE.
+std::string prometheus_text(const View& v, const std::vector<shm::Stat>& extra);
+
+}  // namespace ctlb::control
