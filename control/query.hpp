@@ -16,14 +16,14 @@
 
 namespace ctlb::control {
 
-struct WorkerTables {
+struct WorkerView {
   flow::FlowTable<flow::V4> v4;
   flow::FlowTable<flow::V6> v6;
 };
 
 struct View {
   const shm::Header* header = nullptr;
-  std::vector<WorkerTables> workers;
+  std::vector<WorkerView> workers;
   tcp::Timeouts timeouts;
 };
 
