@@ -1,7 +1,8 @@
 // ctlbctl: the operator's command-line client.
 //
-// Exit codes: 0 success, 1 the command failed (unreadable capture, ...),
-// 2 bad usage (unknown command or option, bad value).
+// Exit codes: 0 success, 1 the command failed (unreadable capture, an error
+// from ctlb-control, ...), 2 bad usage (unknown command or option, bad value),
+// 3 ctlb-control is not running (its socket is missing or refuses).
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -10,12 +11,25 @@
 #include <string_view>
 #include <vector>
 
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <iomanip>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include "config/loader.hpp"
+#include "control/client.hpp"
 #include "control/trace.hpp"
 
 namespace {
 
 constexpr int kExitOk = 0;
+constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
+constexpr int kExitNotRunning = 3;
+constexpr const char* kDefaultSocket = "/run/ctlb/control.sock";
 
 constexpr std::string_view kUsage =
     "usage: ctlbctl COMMAND [OPTIONS]\n"
@@ -24,7 +38,29 @@ constexpr std::string_view kUsage =
     "  trace FILE.pcap   track the TCP connections of a capture offline (no DPDK needed)\n"
     "                    and print, per packet, the flow, direction, flags, connection\n"
     "                    state, both endpoint states, the verdict and its reason\n"
+    "  stats             counters of the running dataplane (ports, tracking, states, ager)\n"
+    "  flows             tracked connections, with both endpoint states, age and idle time\n"
+    "  stuck             CLOSE_WAIT, FIN_WAIT_2 and half-open connections idle too long,\n"
+    "                    with the side that holds them\n"
+    "  watch             a refreshing view of rates and states, like top\n"
     "  help              this text\n"
+    "\n"
+    "live commands (stats, flows, stuck, watch) talk to ctlb-control:\n"
+    "  --socket PATH         its socket (default /run/ctlb/control.sock)\n"
+    "  --config FILE         or take control.socket from the configuration file\n"
+    "  --json                print ctlb-control's JSON answer\n"
+    "flows options:\n"
+    "  --state S             connection state (ESTABLISHED, CLOSE_WAIT, TIME_WAIT, ...)\n"
+    "  --initiator-state S   initiator's endpoint state (FIN_WAIT_2, ...)\n"
+    "  --responder-state S   responder's endpoint state (CLOSE_WAIT, ...)\n"
+    "  --older-than SECS     opened at least SECS ago\n"
+    "  --port N              either endpoint's port\n"
+    "  --limit N             at most N rows (default 100)\n"
+    "stuck options:\n"
+    "  --threshold SECS      idle time that counts as stuck (default 60)\n"
+    "watch options:\n"
+    "  --interval SECS       refresh period (default 1)\n"
+    "  --count N             stop after N refreshes (default: until Ctrl-C)\n"
     "\n"
     "trace options:\n"
     "  --json                one JSON object per packet, then {\"summary\": ...}\n"
@@ -39,7 +75,7 @@ constexpr std::string_view kUsage =
     "  --no-pickup           do not pick up connections mid-stream (tcp_loose=0)\n"
     "  --msl SECS            maximum segment lifetime; TIME_WAIT lasts 2 x MSL (default 120)\n"
     "\n"
-    "exit codes: 0 success, 1 the command failed, 2 bad usage\n";
+    "exit codes: 0 success, 1 the command failed, 2 bad usage, 3 ctlb-control not running\n";
 
 bool parse_u32(std::string_view text, std::uint32_t min, std::uint32_t max, std::uint32_t& out) {
   if (text.empty() || text.size() > 10) return false;
@@ -99,6 +135,213 @@ int cmd_trace(const std::vector<std::string_view>& args) {
   return ctlb::control::run_trace_command(opts, std::cout, std::cerr);
 }
 
+
+struct LiveOptions {
+  std::string socket = kDefaultSocket;
+  bool json = false;
+};
+
+// Options every live command takes; returns false (after printing) on error.
+// Consumed options are removed from args.
+bool parse_live_options(std::vector<std::string_view>& args, LiveOptions& o, int& rc) {
+  std::vector<std::string_view> rest;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--json") {
+      o.json = true;
+    } else if (args[i] == "--socket" && i + 1 < args.size()) {
+      o.socket = std::string(args[++i]);
+    } else if (args[i] == "--config" && i + 1 < args.size()) {
+      auto cfg = ctlb::config::load_file(std::string(args[++i]));
+      if (!cfg) {
+        std::cerr << "ctlbctl: " << cfg.error().message << '\n';
+        rc = kExitUsage;
+        return false;
+      }
+      o.socket = cfg.value().control.socket;
+    } else {
+      rest.push_back(args[i]);
+    }
+  }
+  args = rest;
+  return true;
+}
+
+int call(const LiveOptions& o, const ctlb::control::Json& request, ctlb::control::Json& answer) {
+  auto r = ctlb::control::call_control(o.socket, request);
+  if (r.status == ctlb::control::CallStatus::NotRunning) {
+    std::cerr << "ctlbctl: " << r.error << '\n';
+    return kExitNotRunning;
+  }
+  if (r.status != ctlb::control::CallStatus::Ok) {
+    std::cerr << "ctlbctl: " << r.error << '\n';
+    return kExitFailed;
+  }
+  const auto* ok = r.answer.get("ok");
+  if (!ok || !ok->is_bool() || !ok->as_bool()) {
+    const auto* e = r.answer.get("error");
+    std::cerr << "ctlbctl: ctlb-control: " << (e && e->is_string() ? e->as_string() : "failed") << '\n';
+    return kExitFailed;
+  }
+  answer = std::move(r.answer);
+  return kExitOk;
+}
+
+std::uint64_t num(const ctlb::control::Json& stats, const std::string& key) {
+  const auto* v = stats.get(key);
+  return v && v->is_number() ? static_cast<std::uint64_t>(v->as_number()) : 0;
+}
+
+std::string str(const ctlb::control::Json& row, const std::string& key) {
+  const auto* v = row.get(key);
+  if (!v) return "";
+  if (v->is_string()) return v->as_string();
+  if (v->is_number()) {
+    std::ostringstream ss;
+    ss << v->as_number();
+    return ss.str();
+  }
+  return "";
+}
+
+void print_stats(const ctlb::control::Json& a) {
+  const auto& stats = *a.get("stats");
+  std::cout << "ports:\n";
+  for (const auto& p : a.get("ports")->as_array()) {
+    const std::string n = "port_" + p.as_string() + "_";
+    std::cout << "  " << std::left << std::setw(12) << p.as_string() << std::right << " rx " << std::setw(12)
+              << num(stats, n + "rx_packets") << " pkts " << std::setw(14) << num(stats, n + "rx_bytes")
+              << " B   tx " << std::setw(12) << num(stats, n + "tx_packets") << " pkts " << std::setw(14)
+              << num(stats, n + "tx_bytes") << " B   tx dropped " << num(stats, n + "tx_dropped") << '\n';
+  }
+  std::cout << "tracking:\n";
+  for (const char* k : {"tcp_packets", "accepted", "invalid", "fast_path", "flows_created", "flows_reopened",
+                        "flows_destroyed", "flows_expired", "flows_reclaimed", "flows_evicted",
+                        "untracked_table_full", "forwarded_untracked", "forwarded_invalid", "dropped_invalid",
+                        "handover_out", "handover_dropped"})
+    std::cout << "  " << std::left << std::setw(24) << k << std::right << std::setw(14) << num(stats, k) << '\n';
+  std::cout << "connections by state:\n ";
+  bool any = false;
+  for (const auto& [k, v] : stats.as_object()) {
+    if (k.rfind("flows_", 0) != 0 || k.rfind("flows_endpoints_", 0) == 0) continue;
+    const std::string st = k.substr(6);
+    if (st.empty() || !std::isupper(static_cast<unsigned char>(st[0])) || !v.as_number()) continue;
+    std::cout << ' ' << st << '=' << static_cast<std::uint64_t>(v.as_number());
+    any = true;
+  }
+  std::cout << (any ? "\n" : " none\n");
+  for (const auto& [prefix, title] : {std::pair{"reason_", "verdict reasons:"}, std::pair{"parse_", "frames by parse result:"}}) {
+    bool header = false;
+    for (const auto& [k, v] : stats.as_object()) {
+      if (k.rfind(prefix, 0) != 0 || !v.as_number()) continue;
+      if (!header) std::cout << title << '\n';
+      header = true;
+      std::cout << "  " << std::left << std::setw(32) << k.substr(std::string(prefix).size()) << std::right
+                << std::setw(14) << static_cast<std::uint64_t>(v.as_number()) << '\n';
+    }
+  }
+  std::cout << "ager: " << num(stats, "ager_scans") << " scans, " << num(stats, "ager_requests_posted")
+            << " expiry requests (" << num(stats, "expire_requests_done") << " freed, "
+            << num(stats, "expire_requests_refused") << " refused: entry changed), last scan "
+            << num(stats, "ager_scan_ns_last") / 1000 << " us, lag max " << num(stats, "ager_lag_ms_max") << " ms\n";
+}
+
+void print_flows(const ctlb::control::Json& a, bool stuck) {
+  const auto& rows = stuck ? a.get("stuck")->as_array() : a.get("flows")->as_array();
+  std::cout << std::left << std::setw(48) << "FLOW (initiator > responder)" << std::setw(13) << "STATE" << std::setw(14)
+            << "INITIATOR" << std::setw(14) << "RESPONDER" << std::right << std::setw(8) << "AGE" << std::setw(9)
+            << "IDLE";
+  if (stuck) std::cout << "  HOLDER     WHY";
+  std::cout << '\n';
+  for (const auto& r : rows) {
+    std::cout << std::left << std::setw(48) << str(r, "flow") << std::setw(13) << str(r, "state") << std::setw(14)
+              << str(r, "initiator") << std::setw(14) << str(r, "responder") << std::right << std::setw(7)
+              << str(r, "age_s") << "s" << std::setw(8) << std::fixed << std::setprecision(1)
+              << r.get("idle_s")->as_number() << "s";
+    std::cout.unsetf(std::ios::fixed);
+    if (stuck) std::cout << "  " << std::left << std::setw(10) << str(r, "holder") << ' ' << str(r, "why");
+    std::cout << std::right << '\n';
+  }
+  const auto matched = static_cast<std::uint64_t>(a.get("matched")->as_number());
+  std::cout << matched << (stuck ? " stuck connection" : " connection") << (matched == 1 ? "" : "s");
+  if (matched > rows.size()) std::cout << " (" << rows.size() << " shown)";
+  std::cout << '\n';
+}
+
+int cmd_live(std::string_view cmd, std::vector<std::string_view> args) {
+  using ctlb::control::Json;
+  LiveOptions o;
+  int rc = kExitOk;
+  if (!parse_live_options(args, o, rc)) return rc;
+  Json::Object req;
+  req["cmd"] = std::string(cmd);
+  std::uint32_t interval = 1, count = 0;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string_view a = args[i];
+    const bool has_value = i + 1 < args.size();
+    std::uint32_t n = 0;
+    if (cmd == "flows" && (a == "--state" || a == "--initiator-state" || a == "--responder-state") && has_value) {
+      req[a == "--state" ? "state" : (a == "--initiator-state" ? "initiator" : "responder")] = std::string(args[++i]);
+    } else if (cmd == "flows" && a == "--older-than" && has_value) {
+      if (!parse_u32(args[++i], 0, 100 * 86400, n)) return usage_error("--older-than expects seconds");
+      req["older_than_s"] = n;
+    } else if (cmd == "flows" && a == "--port" && has_value) {
+      if (!parse_u32(args[++i], 0, 65535, n)) return usage_error("--port expects 0..65535");
+      req["port"] = n;
+    } else if ((cmd == "flows" || cmd == "stuck") && a == "--limit" && has_value) {
+      if (!parse_u32(args[++i], 1, 100000, n)) return usage_error("--limit expects 1..100000");
+      req["limit"] = n;
+    } else if (cmd == "stuck" && a == "--threshold" && has_value) {
+      if (!parse_u32(args[++i], 0, 100 * 86400, n)) return usage_error("--threshold expects seconds");
+      req["threshold_s"] = n;
+    } else if (cmd == "watch" && a == "--interval" && has_value) {
+      if (!parse_u32(args[++i], 1, 3600, interval)) return usage_error("--interval expects 1..3600 seconds");
+    } else if (cmd == "watch" && a == "--count" && has_value) {
+      if (!parse_u32(args[++i], 1, 1u << 30, count)) return usage_error("--count expects a positive number");
+    } else {
+      return usage_error(std::string(cmd) + ": unknown option '" + std::string(a) + "'");
+    }
+  }
+  if (cmd != "watch") {
+    Json answer;
+    rc = call(o, Json(std::move(req)), answer);
+    if (rc != kExitOk) return rc;
+    if (o.json) std::cout << answer.dump() << '\n';
+    else if (cmd == "stats") print_stats(answer);
+    else print_flows(answer, cmd == "stuck");
+    return kExitOk;
+  }
+  // watch: rates from successive stats, until Ctrl-C or --count.
+  std::signal(SIGINT, [](int) { std::_Exit(0); });
+  Json::Object stats_req;
+  stats_req["cmd"] = "stats";
+  const Json request(std::move(stats_req));
+  std::map<std::string, std::uint64_t> before;
+  for (std::uint32_t round = 0; count == 0 || round < count; ++round) {
+    Json answer;
+    rc = call(o, request, answer);
+    if (rc != kExitOk) return rc;
+    if (o.json) {
+      std::cout << answer.dump() << std::endl;
+    } else {
+      const auto& stats = *answer.get("stats");
+      std::cout << "\033[H\033[2J" << "ctlb watch  (every " << interval << " s, Ctrl-C to quit)\n\n";
+      auto rate = [&](const std::string& k) {
+        const std::uint64_t now = num(stats, k);
+        const std::uint64_t prev = before.count(k) ? before[k] : now;
+        before[k] = now;
+        return (now - prev) / interval;
+      };
+      std::cout << "tcp packets/s " << rate("tcp_packets") << "   invalid/s " << rate("invalid")
+                << "   new connections/s " << rate("flows_created") << "   expired/s " << rate("flows_expired")
+                << "\n\n";
+      print_stats(answer);
+      std::cout.flush();
+    }
+    if (count == 0 || round + 1 < count) std::this_thread::sleep_for(std::chrono::seconds(interval));
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -114,5 +357,6 @@ int main(int argc, char** argv) {
     return kExitOk;
   }
   if (cmd == "trace") return cmd_trace(args);
+  if (cmd == "stats" || cmd == "flows" || cmd == "stuck" || cmd == "watch") return cmd_live(cmd, args);
   return usage_error("unknown command '" + std::string(cmd) + "'");
 }

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "control/json.hpp"
+#include "control/api.hpp"
 #include "control/query.hpp"
 #include "dataplane/common/bytes.hpp"
 #include "dataplane/flow/tracker.hpp"
@@ -171,6 +172,48 @@ TEST(Query, StatsAndPrometheusAgree) {
   }
   EXPECT_GT(samples, types);
   EXPECT_GT(types, 20u);
+}
+
+}  // namespace
+
+namespace {
+
+std::string api(const Fixture& f, const std::string& line) {
+  return ctlb::control::handle_api(line, f.view, {}, 60'000);
+}
+
+TEST(Api, AnswersAndValidates) {
+  Fixture f;
+  f.half_closed(40001, 1'000);
+  auto ok = Json::parse(api(f, R"({"cmd":"flows","state":"CLOSE_WAIT","responder":"CLOSE_WAIT","limit":5})"));
+  ASSERT_TRUE(ok);
+  EXPECT_TRUE(ok->get("ok")->as_bool());
+  EXPECT_EQ(ok->get("flows")->as_array().size(), 1u);
+  auto stuck = Json::parse(api(f, R"({"cmd":"stuck","threshold_s":30})"));
+  EXPECT_EQ(stuck->get("stuck")->as_array().size(), 1u);
+  auto stats = Json::parse(api(f, R"({"cmd":"stats"})"));
+  EXPECT_EQ(stats->get("stats")->get("flows_created")->as_number(), 1);
+  EXPECT_TRUE(Json::parse(api(f, R"({"cmd":"ping"})"))->get("ok")->as_bool());
+
+  const std::pair<const char*, const char*> bad[] = {
+      {"not json", "request is not valid JSON: expected a value at byte 0"},
+      {"[1]", "request must be a JSON object"},
+      {R"({"x":1})", "request needs \"cmd\": ping, stats, flows or stuck"},
+      {R"({"cmd":"drop"})", "unknown cmd 'drop' (expected ping, stats, flows or stuck)"},
+      {R"({"cmd":"stats","verbose":true})", "unknown field \"verbose\""},
+      {R"({"cmd":"flows","state":"HALF_OPEN"})",
+       "unknown state 'HALF_OPEN' (expected one of: SYN_SENT, SYN_RECV, ESTABLISHED, FIN_WAIT, CLOSE_WAIT, LAST_ACK, "
+       "TIME_WAIT, CLOSE, SYN_SENT2)"},
+      {R"({"cmd":"flows","port":70000})", "\"port\" must be an integer in 0..65535"},
+      {R"({"cmd":"flows","limit":-1})", "\"limit\" must be an integer in 0..100000"},
+      {R"({"cmd":"stuck","threshold_s":"60"})", "\"threshold_s\" must be an integer in 0..8640000"},
+  };
+  for (const auto& [req, message] : bad) {
+    auto a = Json::parse(api(f, req));
+    ASSERT_TRUE(a) << req;
+    EXPECT_FALSE(a->get("ok")->as_bool()) << req;
+    EXPECT_EQ(a->get("error")->as_string(), message) << req;
+  }
 }
 
 }  // namespace

@@ -1,0 +1,112 @@
+#include "control/api.hpp"
+
+#include <cmath>
+
+namespace ctlb::control {
+
+namespace {
+
+struct ApiError {
+  std::string message;
+};
+
+std::string error_line(const std::string& message) {
+  Json::Object o;
+  o["ok"] = false;
+  o["error"] = message;
+  return Json(std::move(o)).dump();
+}
+
+std::uint32_t get_uint(const Json& req, const std::string& key, std::uint32_t def, std::uint32_t max) {
+  const Json* v = req.get(key);
+  if (!v) return def;
+  if (!v->is_number() || v->as_number() < 0 || v->as_number() > max || std::floor(v->as_number()) != v->as_number())
+    throw ApiError{"\"" + key + "\" must be an integer in 0.." + std::to_string(max)};
+  return static_cast<std::uint32_t>(v->as_number());
+}
+
+std::string state_list_ct() {
+  std::string s;
+  for (std::size_t i = 1; i < tcp::kCtStateCount; ++i) s += (s.empty() ? "" : ", ") + std::string(tcp::kCtStateNames[i]);
+  return s;
+}
+
+std::string state_list_ep() {
+  std::string s;
+  for (auto n : tcp::kEpStateNames) s += (s.empty() ? "" : ", ") + std::string(n);
+  return s;
+}
+
+template <class T, class Parse>
+std::optional<T> get_state(const Json& req, const std::string& key, Parse parse, const std::string& expected) {
+  const Json* v = req.get(key);
+  if (!v) return std::nullopt;
+  if (!v->is_string()) throw ApiError{"\"" + key + "\" must be a state name"};
+  auto s = parse(v->as_string());
+  if (!s) throw ApiError{"unknown " + key + " '" + v->as_string() + "' (expected one of: " + expected + ")"};
+  return s;
+}
+
+void only_keys(const Json& req, std::initializer_list<const char*> keys) {
+  for (const auto& [k, v] : req.as_object()) {
+    bool known = false;
+    for (const char* key : keys) known = known || k == key;
+    if (!known) throw ApiError{"unknown field \"" + k + "\""};
+  }
+}
+
+Json with_ok(Json result) {
+  Json::Object o = result.as_object();
+  o["ok"] = true;
+  return Json(std::move(o));
+}
+
+}  // namespace
+
+std::string handle_api(const std::string& line, const View& view, const std::vector<shm::Stat>& extra,
+                       std::uint64_t now_ms) {
+  std::string parse_error;
+  const auto req = Json::parse(line, &parse_error);
+  if (!req) return error_line("request is not valid JSON: " + parse_error);
+  if (!req->is_object()) return error_line("request must be a JSON object");
+  const Json* cmd = req->get("cmd");
+  if (!cmd || !cmd->is_string()) return error_line("request needs \"cmd\": ping, stats, flows or stuck");
+  try {
+    const std::string& c = cmd->as_string();
+    if (c == "ping") {
+      only_keys(*req, {"cmd"});
+      Json::Object o;
+      o["ok"] = true;
+      o["layout_version"] = view.header ? view.header->layout_version : 0u;
+      o["workers"] = view.header ? view.header->worker_count : 0u;
+      o["dataplane_pid"] = view.header ? view.header->dataplane_pid : 0u;
+      return Json(std::move(o)).dump();
+    }
+    if (c == "stats") {
+      only_keys(*req, {"cmd"});
+      return with_ok(query_stats(view, extra)).dump();
+    }
+    if (c == "flows") {
+      only_keys(*req, {"cmd", "state", "initiator", "responder", "older_than_s", "port", "limit"});
+      FlowFilter f;
+      f.state = get_state<tcp::CtState>(*req, "state", parse_ct_state, state_list_ct());
+      f.initiator = get_state<tcp::EpState>(*req, "initiator", parse_ep_state, state_list_ep());
+      f.responder = get_state<tcp::EpState>(*req, "responder", parse_ep_state, state_list_ep());
+      if (req->get("older_than_s")) f.older_than_s = get_uint(*req, "older_than_s", 0, 100u * 86400);
+      if (req->get("port")) f.port = static_cast<std::uint16_t>(get_uint(*req, "port", 0, 65535));
+      f.limit = get_uint(*req, "limit", 100, kMaxLimit);
+      return with_ok(query_flows(view, f, now_ms)).dump();
+    }
+    if (c == "stuck") {
+      only_keys(*req, {"cmd", "threshold_s", "limit"});
+      const std::uint32_t threshold = get_uint(*req, "threshold_s", 60, 100u * 86400);
+      const std::uint32_t limit = get_uint(*req, "limit", 100, kMaxLimit);
+      return with_ok(query_stuck(view, threshold, now_ms, limit)).dump();
+    }
+    return error_line("unknown cmd '" + c + "' (expected ping, stats, flows or stuck)");
+  } catch (const ApiError& e) {
+    return error_line(e.message);
+  }
+}
+
+}  // namespace ctlb::control
