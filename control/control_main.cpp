@@ -1,0 +1,267 @@
+// ctlb-control: the control process, a DPDK secondary of ctlb-dataplane.
+//
+//   ctlb-control --config FILE.yaml [--interval-ms N] [--threads N]
+//
+// Attaches to the dataplane's shared memory (same file prefix), ages expired
+// entries (it posts expiry requests; the workers free), exports counters over
+// Prometheus HTTP and answers ctlbctl on a Unix socket. It never writes a flow
+// entry, so it may be killed and restarted at any time without disturbing
+// forwarding. If the dataplane is not up it waits; if the dataplane stops, it
+// re-executes itself to attach to the next one.
+//
+// Exit codes: 0 on SIGINT/SIGTERM, 1 on a start-up error (bad configuration,
+// layout or configuration mismatch with the dataplane, socket in use), 2 bad usage.
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_memzone.h>
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "config/loader.hpp"
+#include "control/ager.hpp"
+#include "control/api.hpp"
+#include "control/query.hpp"
+#include "control/server.hpp"
+
+namespace {
+
+using namespace ctlb;
+using namespace ctlb::control;
+
+constexpr std::string_view kUsage =
+    "usage: ctlb-control --config FILE.yaml [--interval-ms N] [--threads N]\n"
+    "\n"
+    "The control process of ctlb: attaches to a running ctlb-dataplane (DPDK\n"
+    "secondary, same file prefix), ages expired connections (TIME_WAIT above all)\n"
+    "every interval, serves the JSON API for ctlbctl on control.socket (mode 0660)\n"
+    "and Prometheus metrics on http://control.metrics/metrics.\n"
+    "\n"
+    "  --config FILE      the dataplane's configuration file (required; must be the same file)\n"
+    "  --interval-ms N    ager interval, default 1000\n"
+    "  --threads N        ager threads (TBB), default 1\n"
+    "  --help             this text\n";
+
+std::atomic<bool> g_stop{false};
+void on_signal(int) { g_stop.store(true); }
+
+int fail(const std::string& m) {
+  std::fprintf(stderr, "ctlb-control: %s\n", m.c_str());
+  return 1;
+}
+
+// The primary holds a write lock on its runtime config file while it lives.
+bool primary_alive(const std::string& prefix) {
+  const std::string path = "/var/run/dpdk/" + prefix + "/config";
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct flock lk {};
+  lk.l_type = F_WRLCK;
+  lk.l_whence = SEEK_SET;
+  const bool locked = ::fcntl(fd, F_GETLK, &lk) == 0 && lk.l_type != F_UNLCK;
+  ::close(fd);
+  return locked;
+}
+
+bool parse_uint(const char* s, unsigned min, unsigned max, unsigned& out) {
+  char* end = nullptr;
+  const unsigned long v = std::strtoul(s, &end, 10);
+  if (!*s || *end || v < min || v > max) return false;
+  out = static_cast<unsigned>(v);
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  unsigned interval_ms = 1000;
+  unsigned threads = 1;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::fputs(kUsage.data(), stdout);
+      return 0;
+    }
+    if (a == "--config" && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (a == "--interval-ms" && i + 1 < argc) {
+      if (!parse_uint(argv[++i], 10, 3'600'000, interval_ms)) {
+        std::fprintf(stderr, "ctlb-control: --interval-ms expects 10..3600000\n");
+        return 2;
+      }
+    } else if (a == "--threads" && i + 1 < argc) {
+      if (!parse_uint(argv[++i], 1, 256, threads)) {
+        std::fprintf(stderr, "ctlb-control: --threads expects 1..256\n");
+        return 2;
+      }
+    } else {
+      std::fprintf(stderr, "ctlb-control: unknown argument '%s'\n%s", argv[i], kUsage.data());
+      return 2;
+    }
+  }
+  if (config_path.empty()) {
+    std::fprintf(stderr, "ctlb-control: --config FILE is required\n%s", kUsage.data());
+    return 2;
+  }
+  auto loaded = config::load_file(config_path);
+  if (!loaded) return fail(loaded.error().message);
+  const config::Config& cfg = loaded.value();
+
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+
+  // Wait for the dataplane: a secondary cannot start without its primary.
+  if (!primary_alive(cfg.file_prefix)) {
+    std::printf("ctlb-control: waiting for ctlb-dataplane (file prefix %s)\n", cfg.file_prefix.c_str());
+    std::fflush(stdout);
+    while (!primary_alive(cfg.file_prefix)) {
+      if (g_stop.load()) return 0;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+
+  std::vector<std::string> eal = {"ctlb-control", "--proc-type", "secondary", "--file-prefix", cfg.file_prefix,
+                                  "--no-pci",     "--no-telemetry", "-l", std::to_string(cfg.main_lcore),
+                                  "--log-level",  "lib.eal:warning"};
+  std::vector<char*> eal_argv;
+  for (auto& s : eal) eal_argv.push_back(s.data());
+  eal_argv.push_back(nullptr);
+  if (rte_eal_init(static_cast<int>(eal.size()), eal_argv.data()) < 0)
+    return fail(std::string("cannot attach to ctlb-dataplane: ") + rte_strerror(rte_errno));
+
+  const rte_memzone* hz = rte_memzone_lookup(shm::kHeaderZone);
+  if (!hz) return fail("the dataplane's shared header is missing (is it a ctlb-dataplane with this file prefix?)");
+  const auto* header = static_cast<const shm::Header*>(hz->addr);
+  if (header->magic != shm::kShmMagic || header->layout_version != shm::kShmLayoutVersion)
+    return fail("shared layout version " + std::to_string(header->layout_version) + ", this ctlb-control expects " +
+                std::to_string(shm::kShmLayoutVersion) + ": run ctlb-control from the same build as ctlb-dataplane");
+  if (cfg.digest != header->config_digest)
+    return fail("configuration " + config_path + " (digest " + cfg.digest +
+                ") is not the one the dataplane runs (digest " + header->config_digest +
+                "): start ctlb-control with the same file");
+
+  View view;
+  view.header = header;
+  view.timeouts = cfg.tracking.tcp.timeouts;
+  std::vector<flow::FlowTable<flow::V4>> t4(header->worker_count);
+  std::vector<flow::FlowTable<flow::V6>> t6(header->worker_count);
+  std::vector<rte_ring*> rings(header->worker_count);
+  std::vector<WorkerTables> ager_tables;
+  for (std::uint32_t w = 0; w < header->worker_count; ++w) {
+    const shm::WorkerInfo& wi = header->workers[w];
+    const rte_memzone* z4 = rte_memzone_lookup(wi.table_v4);
+    const rte_memzone* z6 = rte_memzone_lookup(wi.table_v6);
+    rings[w] = rte_ring_lookup(wi.expiry_ring);
+    if (!z4 || !z6 || !rings[w]) return fail("worker " + std::to_string(w) + "'s shared tables or ring are missing");
+    t4[w] = flow::FlowTable<flow::V4>::attach(z4->addr);
+    t6[w] = flow::FlowTable<flow::V6>::attach(z6->addr);
+    if (!t4[w].valid() || !t6[w].valid()) return fail("worker " + std::to_string(w) + "'s flow tables have another layout");
+  }
+  for (std::uint32_t w = 0; w < header->worker_count; ++w) {
+    view.workers.push_back({t4[w], t6[w]});
+    ager_tables.push_back({w, &t4[w], &t6[w]});
+  }
+
+  Server server;
+  if (auto r = server.open(cfg.control.socket, cfg.control.metrics); !r) return fail(r.error().message);
+
+  Ager ager(cfg.tracking.tcp.timeouts, threads);
+  std::mutex stats_mutex;
+  AgerStats ager_stats;
+  auto now_ms = [header] {
+    return static_cast<std::uint64_t>((rte_rdtsc() - header->start_tsc) * 1000 / header->tsc_hz);
+  };
+  auto extra_stats = [&] {
+    std::vector<shm::Stat> s;
+    std::lock_guard lock(stats_mutex);
+    s.push_back({"ager_scans", ager_stats.scans});
+    s.push_back({"ager_entries_scanned", ager_stats.entries_scanned});
+    s.push_back({"ager_entries_in_use", ager_stats.entries_in_use});
+    s.push_back({"ager_expired", ager_stats.expired});
+    s.push_back({"ager_requests_posted", ager_stats.requests_posted});
+    s.push_back({"ager_requests_dropped_ring_full", ager_stats.requests_dropped_ring_full});
+    s.push_back({"ager_scan_ns_last", ager_stats.last_scan_ns});
+    s.push_back({"ager_scan_ns_max", ager_stats.max_scan_ns});
+    s.push_back({"ager_scan_ns", ager_stats.total_scan_ns});
+    s.push_back({"ager_lag_ms_max", ager_stats.lag_ms_max});
+    for (std::size_t b = 0; b < kLagBucketCount; ++b)
+      s.push_back({"ager_lag_bucket_" + std::to_string(b), ager_stats.lag_histogram[b]});
+    std::uint64_t done = 0, stale = 0;
+    for (std::uint32_t w = 0; w < header->worker_count; ++w) {
+      done += t4[w].stats().expire_done + t6[w].stats().expire_done;
+      stale += t4[w].stats().expire_stale + t6[w].stats().expire_stale;
+    }
+    s.push_back({"expire_requests_done", done});
+    s.push_back({"expire_requests_refused", stale});
+    for (std::size_t i = 0; i < tcp::kEpStateCount; ++i)
+      for (std::size_t j = 0; j < tcp::kEpStateCount; ++j)
+        if (const auto n = ager_stats.states.endpoints[i][j])
+          s.push_back({"flows_endpoints_" + std::string(tcp::kEpStateNames[i]) + "_" +
+                           std::string(tcp::kEpStateNames[j]),
+                       n});
+    return s;
+  };
+
+  std::thread api_thread([&] {
+    Handlers h;
+    h.api = [&](const std::string& line) { return handle_api(line, view, extra_stats(), now_ms()); };
+    h.metrics = [&] { return prometheus_text(view, extra_stats()); };
+    server.run(h, g_stop);
+  });
+
+  std::printf("ctlb-control: attached to ctlb-dataplane pid %u (%u workers), socket %s, metrics %s\n",
+              header->dataplane_pid, header->worker_count, cfg.control.socket.c_str(), cfg.control.metrics.c_str());
+  std::fflush(stdout);
+
+  const PostBurst post = [&](std::uint32_t worker, const shm::ExpiryRequest* reqs, unsigned n) -> unsigned {
+    return rte_ring_enqueue_burst_elem(rings[worker], reqs, sizeof(shm::ExpiryRequest), n, nullptr);
+  };
+  bool dataplane_gone = false;
+  auto next = std::chrono::steady_clock::now();
+  while (!g_stop.load()) {
+    if (!header->running || !primary_alive(cfg.file_prefix)) {
+      dataplane_gone = true;
+      break;
+    }
+    ager.scan(ager_tables, static_cast<Millis>(now_ms()), post);
+    {
+      std::lock_guard lock(stats_mutex);
+      ager_stats = ager.stats();
+    }
+    next += std::chrono::milliseconds(interval_ms);
+    while (!g_stop.load() && std::chrono::steady_clock::now() < next)
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min<unsigned>(interval_ms, 50)));
+  }
+  g_stop.store(true);
+  api_thread.join();
+  server.close();
+  if (dataplane_gone) {
+    std::printf("ctlb-control: ctlb-dataplane stopped; waiting to attach to the next one\n");
+    std::fflush(stdout);
+    rte_eal_cleanup();
+    // DPDK's files (and the locks on them) must not survive into the new
+    // image: the next primary needs them.
+    ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+    ::execv("/proc/self/exe", argv);
+    return fail(std::string("cannot restart: ") + std::strerror(errno));
+  }
+  rte_eal_cleanup();
+  return 0;
+}
