@@ -208,6 +208,17 @@ int main(int argc, char** argv) {
       done += t4[w].stats().expire_done + t6[w].stats().expire_done;
       stale += t4[w].stats().expire_stale + t6[w].stats().expire_stale;
     }
+    std::uint64_t used4 = 0, cap4 = 0, used6 = 0, cap6 = 0;
+    for (std::uint32_t w = 0; w < header->worker_count; ++w) {
+      used4 += t4[w].size();
+      cap4 += t4[w].capacity();
+      used6 += t6[w].size();
+      cap6 += t6[w].capacity();
+    }
+    s.push_back({"table_v4_in_use", used4});
+    s.push_back({"table_v4_capacity", cap4});
+    s.push_back({"table_v6_in_use", used6});
+    s.push_back({"table_v6_capacity", cap6});
     s.push_back({"expire_requests_done", done});
     s.push_back({"expire_requests_refused", stale});
     for (std::size_t i = 0; i < tcp::kEpStateCount; ++i)

@@ -1,6 +1,8 @@
 #include "control/query.hpp"
 
 #include <algorithm>
+#include <cstdio>
+#include <tuple>
 
 #include "control/format.hpp"
 #include "control/stuck.hpp"
@@ -179,11 +181,38 @@ std::string prometheus_text(const View& v, const std::vector<shm::Stat>& extra) 
       sample(out, "flows", "state=\"" + std::string(tcp::kCtStateNames[i]) + "\"",
              n < 0 ? 0 : static_cast<std::uint64_t>(n));
     }
+    metric(out, "state_transitions_total", "counter", "Connection state changes, from and to.");
+    for (std::size_t i = 0; i < tcp::kCtStateCount; ++i)
+      for (std::size_t j = 0; j < tcp::kCtStateCount; ++j)
+        if (s.tracker.transitions[i][j])
+          sample(out, "state_transitions_total",
+                 "from=\"" + std::string(tcp::kCtStateNames[i]) + "\",to=\"" + std::string(tcp::kCtStateNames[j]) + "\"",
+                 s.tracker.transitions[i][j]);
+    for (const auto& [name, counts, sum_ms, help] :
+         {std::tuple{"handshake_syn_synack_seconds", s.tracker.syn_to_synack, s.tracker.syn_to_synack_ms_sum,
+                     "Time from a SYN to its SYN-ACK."},
+          std::tuple{"handshake_synack_ack_seconds", s.tracker.synack_to_ack, s.tracker.synack_to_ack_ms_sum,
+                     "Time from a SYN-ACK to the handshake's final ACK."}}) {
+      metric(out, name, "histogram", help);
+      std::uint64_t cumulative = 0;
+      for (std::size_t b = 0; b < flow::kHandshakeBuckets; ++b) {
+        cumulative += counts[b];
+        char le[32];
+        if (b < flow::kHandshakeBuckets - 1) std::snprintf(le, sizeof le, "%g", flow::kHandshakeBucketMs[b] / 1000.0);
+        else std::snprintf(le, sizeof le, "+Inf");
+        sample(out, std::string(name) + "_bucket", std::string("le=\"") + le + "\"", cumulative);
+      }
+      char sum[32];
+      std::snprintf(sum, sizeof sum, "%.3f", static_cast<double>(sum_ms) / 1000.0);
+      out += "ctlb_" + std::string(name) + "_sum " + sum + "\n";
+      sample(out, std::string(name) + "_count", "", cumulative);
+    }
     metric(out, "workers", "gauge", "Dataplane workers.");
     sample(out, "workers", "", h.worker_count);
   }
   for (const auto& e : extra) {
     const bool gauge = e.name.find("last") != std::string::npos || e.name.find("max") != std::string::npos ||
+                       e.name.find("capacity") != std::string::npos ||
                        e.name.rfind("flows_", 0) == 0 || e.name.find("in_use") != std::string::npos;
     const std::string name = gauge ? e.name : e.name + "_total";
     metric(out, name, gauge ? "gauge" : "counter", "ctlb-control: " + e.name + ".");

@@ -11,7 +11,7 @@
 namespace ctlb::shm {
 
 inline constexpr std::uint64_t kShmMagic = 0x63746c62'73686d31ull;  // "ctlbshm1"
-inline constexpr std::uint32_t kShmLayoutVersion = 1;
+inline constexpr std::uint32_t kShmLayoutVersion = 2;  // 2: transitions, handshake histograms
 inline constexpr std::uint32_t kMaxWorkers = 64;
 inline constexpr std::uint32_t kMaxPorts = 16;
 inline constexpr std::uint32_t kNameLen = 32;  // RTE_MEMZONE_NAMESIZE

@@ -24,7 +24,16 @@ WorkerCounters sum_counters(const Header& h, std::uint32_t first, std::uint32_t 
     }
     for (std::size_t i = 0; i < packet::kParseResultCount; ++i) sum.tracker.parse[i] += c.tracker.parse[i];
     for (std::size_t i = 0; i < tcp::kReasonCount; ++i) sum.tracker.reasons[i] += c.tracker.reasons[i];
-    for (std::size_t i = 0; i < tcp::kCtStateCount; ++i) sum.tracker.flows_in_state[i] += c.tracker.flows_in_state[i];
+    for (std::size_t i = 0; i < tcp::kCtStateCount; ++i) {
+      sum.tracker.flows_in_state[i] += c.tracker.flows_in_state[i];
+      for (std::size_t j = 0; j < tcp::kCtStateCount; ++j) sum.tracker.transitions[i][j] += c.tracker.transitions[i][j];
+    }
+    for (std::size_t b = 0; b < flow::kHandshakeBuckets; ++b) {
+      sum.tracker.syn_to_synack[b] += c.tracker.syn_to_synack[b];
+      sum.tracker.synack_to_ack[b] += c.tracker.synack_to_ack[b];
+    }
+    sum.tracker.syn_to_synack_ms_sum += c.tracker.syn_to_synack_ms_sum;
+    sum.tracker.synack_to_ack_ms_sum += c.tracker.synack_to_ack_ms_sum;
   }
   return sum;
 }
@@ -50,6 +59,16 @@ std::vector<Stat> collect_stats(const Header& h, std::uint32_t first, std::uint3
     out.push_back({"parse_" + std::string(packet::kParseResultNames[i]), sum.tracker.parse[i]});
   for (std::size_t i = 0; i < tcp::kReasonCount; ++i)
     out.push_back({"reason_" + std::string(tcp::kReasonNames[i]), sum.tracker.reasons[i]});
+  for (std::size_t i = 0; i < tcp::kCtStateCount; ++i)
+    for (std::size_t j = 0; j < tcp::kCtStateCount; ++j)
+      if (sum.tracker.transitions[i][j])
+        out.push_back({"transition_" + std::string(tcp::kCtStateNames[i]) + "_" + std::string(tcp::kCtStateNames[j]),
+                       sum.tracker.transitions[i][j]});
+  for (std::size_t b = 0; b < flow::kHandshakeBuckets; ++b) {
+    const std::string le = b < flow::kHandshakeBuckets - 1 ? std::to_string(flow::kHandshakeBucketMs[b]) + "ms" : "inf";
+    out.push_back({"handshake_syn_synack_lt_" + le, sum.tracker.syn_to_synack[b]});
+    out.push_back({"handshake_synack_ack_lt_" + le, sum.tracker.synack_to_ack[b]});
+  }
   for (std::size_t i = 1; i < tcp::kCtStateCount; ++i) {
     const std::int64_t v = sum.tracker.flows_in_state[i];
     out.push_back({"flows_" + std::string(tcp::kCtStateNames[i]), v < 0 ? 0 : static_cast<std::uint64_t>(v)});

@@ -29,6 +29,18 @@ namespace ctlb::flow {
   X(flows_evicted, "flows_evicted", "live connections evicted to make room")             \
   X(untracked_table_full, "untracked_table_full", "new connections not tracked: no room")
 
+// Handshake timing histograms: bucket b counts latencies below
+// kHandshakeBucketMs[b] (the last bucket: everything above).
+inline constexpr std::size_t kHandshakeBuckets = 12;
+inline constexpr std::uint32_t kHandshakeBucketMs[kHandshakeBuckets - 1] = {1,   2,   5,    10,   20,  50,
+                                                                              100, 200, 500, 1000, 3000};
+
+constexpr std::size_t handshake_bucket(std::uint32_t ms) noexcept {
+  std::size_t b = 0;
+  while (b < kHandshakeBuckets - 1 && ms >= kHandshakeBucketMs[b]) ++b;
+  return b;
+}
+
 struct TrackerCounters {
 #define CTLB_X(f, n, d) std::uint64_t f;
   CTLB_TRACKER_COUNTERS(CTLB_X)
@@ -36,6 +48,11 @@ struct TrackerCounters {
   std::uint64_t parse[packet::kParseResultCount];
   std::uint64_t reasons[tcp::kReasonCount];
   std::int64_t flows_in_state[tcp::kCtStateCount];  // gauge
+  std::uint64_t transitions[tcp::kCtStateCount][tcp::kCtStateCount];  // [from][to], from != to
+  std::uint64_t syn_to_synack[kHandshakeBuckets];  // SYN seen -> SYN-ACK seen, ms
+  std::uint64_t synack_to_ack[kHandshakeBuckets];  // SYN-ACK seen -> handshake's ACK seen, ms
+  std::uint64_t syn_to_synack_ms_sum;
+  std::uint64_t synack_to_ack_ms_sum;
 };
 
 struct TrackResult {
@@ -186,6 +203,7 @@ class Tracker {
 
   void gauge_move(tcp::CtState from, tcp::CtState to) noexcept {
     if (from == to) return;
+    ++counters_.transitions[static_cast<std::size_t>(from)][static_cast<std::size_t>(to)];
     if (from != tcp::CtState::None) --counters_.flows_in_state[static_cast<std::size_t>(from)];
     if (to != tcp::CtState::None) ++counters_.flows_in_state[static_cast<std::size_t>(to)];
   }
@@ -244,7 +262,18 @@ class Tracker {
     if (h == kNoHandle) return open(table, key, hash, side, v, clock, r);
 
     const tcp::CtState before = s.ct();
+    const Millis renewed = s.last_seen;  // the SYN's time (a retransmitted SYN does not renew it)
     const tcp::Outcome o = tcp::track(s, v, r.dir, now, cfg_);
+    if (o.verdict == tcp::Verdict::Accept) {
+      const std::uint32_t ms = elapsed_ms(now, renewed);
+      if (before == tcp::CtState::SynSent && s.ct() == tcp::CtState::SynRecv) {
+        ++counters_.syn_to_synack[handshake_bucket(ms)];
+        counters_.syn_to_synack_ms_sum += ms;
+      } else if (before == tcp::CtState::SynRecv && s.ct() == tcp::CtState::Established) {
+        ++counters_.synack_to_ack[handshake_bucket(ms)];
+        counters_.synack_to_ack_ms_sum += ms;
+      }
+    }
     r.verdict = o.verdict;
     r.reason = o.reason;
     switch (o.action) {

@@ -217,3 +217,30 @@ TEST(Api, AnswersAndValidates) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Query, TransitionsAndHandshakeTiming) {
+  Fixture f;
+  f.seg(40010, true, tf::kSyn, 100, 0, 1'000);
+  f.seg(40010, false, tf::kSyn | tf::kAck, 900, 101, 1'015);  // 15 ms: bucket "< 20 ms"
+  f.seg(40010, true, tf::kAck, 101, 901, 1'018);              // 3 ms: bucket "< 5 ms"
+  const auto& c = f.tracker.counters();
+  using ctlb::tcp::CtState;
+  EXPECT_EQ(c.transitions[static_cast<int>(CtState::None)][static_cast<int>(CtState::SynSent)], 1u);
+  EXPECT_EQ(c.transitions[static_cast<int>(CtState::SynSent)][static_cast<int>(CtState::SynRecv)], 1u);
+  EXPECT_EQ(c.transitions[static_cast<int>(CtState::SynRecv)][static_cast<int>(CtState::Established)], 1u);
+  EXPECT_EQ(c.syn_to_synack[ctlb::flow::handshake_bucket(15)], 1u);
+  EXPECT_EQ(ctlb::flow::handshake_bucket(15), 4u);
+  EXPECT_EQ(c.synack_to_ack[2], 1u);
+  const std::string text = ctlb::control::prometheus_text(f.view, {});
+  EXPECT_NE(text.find("ctlb_state_transitions_total{from=\"SYN_SENT\",to=\"SYN_RECV\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE ctlb_handshake_syn_synack_seconds histogram\n"), std::string::npos);
+  EXPECT_NE(text.find("ctlb_handshake_syn_synack_seconds_bucket{le=\"0.01\"} 0\n"), std::string::npos);
+  EXPECT_NE(text.find("ctlb_handshake_syn_synack_seconds_bucket{le=\"0.02\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("ctlb_handshake_syn_synack_seconds_bucket{le=\"+Inf\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("ctlb_handshake_syn_synack_seconds_sum 0.015\n"), std::string::npos);
+  EXPECT_NE(text.find("ctlb_handshake_synack_ack_seconds_count 1\n"), std::string::npos);
+}
+
+}  // namespace
