@@ -302,7 +302,7 @@ def main():
         for line in body.splitlines():
             if line and not line.startswith("#"):
                 name, value = line.rsplit(" ", 1)
-                prom[name] = int(value)
+                prom[name] = float(value)
         pairs = [("ctlb_tcp_packets_total", "tcp_packets"), ("ctlb_flows_created_total", "flows_created"),
                  ("ctlb_flows_expired_total", "flows_expired"), ('ctlb_flows{state="CLOSE_WAIT"}', "flows_CLOSE_WAIT"),
                  ('ctlb_port_rx_packets_total{port="client"}', "port_client_rx_packets")]
