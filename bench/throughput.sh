@@ -40,6 +40,6 @@ fi
 if [[ ! -f $build/build.ninja ]]; then
   meson setup "$build" >&2
 fi
-ninja -C "$build" bench/ctlb_flowgen bench/ctlb_tsc_hz config/ctlb-dataplane >&2
+ninja -C "$build" bench/ctlb_flowgen bench/ctlb_tsc_hz config/ctlb-dataplane control/ctlb-control >&2
 CTLB_HUGEPAGES=${CTLB_HUGEPAGES:-1024} ctlb_setup_hugepages
 exec /usr/bin/python3 "$root/bench/throughput.py" --build "$build" --testpmd "$(command -v dpdk-testpmd)" "$@"

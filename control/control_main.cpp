@@ -13,6 +13,7 @@
 // layout or configuration mismatch with the dataplane, socket in use), 2 bad usage.
 #include <fcntl.h>
 #include <linux/close_range.h>
+#include <sys/personality.h>
 #include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
@@ -64,17 +65,28 @@ int fail(const std::string& m) {
   return 1;
 }
 
-// The primary holds a write lock on its runtime config file while it lives.
+// The primary holds a write lock on its runtime config file while it lives,
+// and writes ctlb.ready once its ports, tables and rings all exist.
 bool primary_alive(const std::string& prefix) {
-  const std::string path = "/var/run/dpdk/" + prefix + "/config";
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const std::string dir = "/var/run/dpdk/" + prefix;
+  const int fd = ::open((dir + "/config").c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
   struct flock lk {};
   lk.l_type = F_WRLCK;
   lk.l_whence = SEEK_SET;
   const bool locked = ::fcntl(fd, F_GETLK, &lk) == 0 && lk.l_type != F_UNLCK;
   ::close(fd);
-  return locked;
+  return locked && ::access((dir + "/ctlb.ready").c_str(), F_OK) == 0;
+}
+
+// A secondary maps the primary's memory at the same addresses; without
+// address-space randomisation its own libraries are less likely to be in the
+// way (DPDK's advice for multi-process). Re-executes once with it off.
+void disable_aslr(char** argv) {
+  const int current = ::personality(0xffffffff);
+  if (current == -1 || (current & ADDR_NO_RANDOMIZE)) return;
+  if (::personality(static_cast<unsigned long>(current) | ADDR_NO_RANDOMIZE) == -1) return;
+  ::execv("/proc/self/exe", argv);  // on failure: carry on with ASLR
 }
 
 bool parse_uint(const char* s, unsigned min, unsigned max, unsigned& out) {
@@ -88,6 +100,7 @@ bool parse_uint(const char* s, unsigned min, unsigned max, unsigned& out) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  disable_aslr(argv);
   std::string config_path;
   unsigned interval_ms = 1000;
   unsigned threads = 1;

@@ -279,6 +279,12 @@ int run(const config::Config& cfg, const std::vector<std::string>& extra_eal) {
       return fail("cannot launch worker on lcore " + std::to_string(cfg.worker_lcores[w]));
     }
   }
+  // Tell ctlb-control that everything it attaches to exists now.
+  const std::string ready = std::string(rte_eal_get_runtime_dir()) + "/ctlb.ready";
+  if (std::FILE* f = std::fopen(ready.c_str(), "w")) {
+    std::fprintf(f, "%d\n", static_cast<int>(getpid()));
+    std::fclose(f);
+  }
   std::printf("ctlb: running, %u worker%s, file prefix %s, config digest %s\n", workers, workers > 1 ? "s" : "",
               cfg.file_prefix.c_str(), cfg.digest.c_str());
   std::fflush(stdout);
@@ -287,6 +293,7 @@ int run(const config::Config& cfg, const std::vector<std::string>& extra_eal) {
   while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
 
   std::printf("ctlb: stopping\n");
+  std::remove(ready.c_str());
   header->running = 0;  // workers stop rx, flush tx and publish their counters
   rte_eal_mp_wait_lcore();
   for (const auto& p : ports) {
