@@ -245,6 +245,22 @@ def main():
             client.stdin.flush()
             assert client.stdout.readline().strip() == "done", f"{kind} {port} failed"
 
+        # A control process started with another configuration is refused.
+        other = os.path.join(tmp, "other.yaml")
+        with open(other, "w") as f:
+            f.write(CONFIG.replace("{socket}", sock + ".other").replace(f"time_wait: {TIME_WAIT_S}", "time_wait: 99"))
+        r = subprocess.run(["ip", "netns", "exec", NS_D, control, "--config", other], capture_output=True, text=True,
+                           timeout=30)
+        check(r.returncode == 1 and "is not the one the dataplane runs" in r.stderr,
+              f"a control with another configuration is refused (exit {r.returncode}: {r.stderr.strip()[:120]})")
+
+        # watch: one JSON object per refresh, as many as asked.
+        r = subprocess.run([ctlbctl_bin, "watch", "--count", "2", "--interval", "1", "--json", "--socket", sock],
+                           capture_output=True, text=True, timeout=30)
+        lines = [json.loads(line) for line in r.stdout.splitlines()]
+        check(r.returncode == 0 and len(lines) == 2 and all("tcp_packets" in x["stats"] for x in lines),
+              "watch --count 2 --json prints two refreshes")
+
         # Two half-closed connections: the server holds them in CLOSE_WAIT.
         request("HOLD", 41001)
         request("HOLD", 41002)
