@@ -23,6 +23,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <string>
@@ -134,6 +135,22 @@ struct Runtime {
   std::vector<std::uint16_t> port_ids;
 };
 
+// After rte_eal_cleanup(): removes what the EAL leaves behind for this file
+// prefix, its runtime directory and its hugepage files, so that stopping
+// and starting again leaks no hugepages. A secondary still attached keeps
+// its mappings (unlinked files live on while mapped).
+void remove_runtime_files(const std::string& prefix, const std::string& runtime_dir) {
+  std::error_code ec;
+  std::filesystem::remove_all(runtime_dir, ec);
+  std::ifstream mounts("/proc/mounts");
+  std::string dev, dir, type, rest;
+  while (mounts >> dev >> dir >> type && std::getline(mounts, rest)) {
+    if (type != "hugetlbfs") continue;
+    for (const auto& f : std::filesystem::directory_iterator(dir, ec))
+      if (f.path().filename().string().rfind(prefix + "map_", 0) == 0) std::filesystem::remove(f.path(), ec);
+  }
+}
+
 int run(const config::Config& cfg, const std::vector<std::string>& extra_eal) {
   bool no_huge = false;
   for (const auto& a : extra_eal) no_huge = no_huge || a == "--no-huge";
@@ -150,8 +167,13 @@ int run(const config::Config& cfg, const std::vector<std::string>& extra_eal) {
   if (rte_eal_init(static_cast<int>(args.size()), argv.data()) < 0)
     return fail(std::string("EAL initialisation failed: ") + rte_strerror(rte_errno));
   struct EalGuard {
-    ~EalGuard() { rte_eal_cleanup(); }
-  } eal_guard;
+    std::string prefix;
+    std::string runtime_dir;
+    ~EalGuard() {
+      rte_eal_cleanup();
+      remove_runtime_files(prefix, runtime_dir);
+    }
+  } eal_guard{cfg.file_prefix, rte_eal_get_runtime_dir()};
 
   const auto workers = static_cast<std::uint16_t>(cfg.worker_lcores.size());
   if (workers > shm::kMaxWorkers) return fail("at most " + std::to_string(shm::kMaxWorkers) + " workers");
