@@ -26,7 +26,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ctlbtest  # noqa: E402
 
 PID = os.getpid()
-NS_C, NS_S, NS_D = f"ctlbit-c-{PID}", f"ctlbit-s-{PID}", f"ctlbit-d-{PID}"
 CLIENT, SERVER, PORT = "198.18.10.1", "198.18.10.2", 8080
 REQUESTS = 10
 
@@ -52,34 +51,7 @@ tracking:
 """
 
 
-def sh(*cmd, check=True):
-    return subprocess.run(cmd, check=check, capture_output=True, text=True)
-
-
-def in_ns(ns, *cmd, check=True):
-    return sh("ip", "netns", "exec", ns, *cmd, check=check)
-
-
-def setup():
-    for ns in (NS_C, NS_S, NS_D):
-        sh("ip", "netns", "add", ns)
-    sh("ip", "link", "add", "c0", "netns", NS_C, "type", "veth", "peer", "name", "c1", "netns", NS_D)
-    sh("ip", "link", "add", "s0", "netns", NS_S, "type", "veth", "peer", "name", "s1", "netns", NS_D)
-    for ns, dev, addr in ((NS_C, "c0", CLIENT), (NS_S, "s0", SERVER)):
-        in_ns(ns, "ip", "addr", "add", f"{addr}/24", "dev", dev)
-        # Full checksums and no segmentation offload: the dataplane moves
-        # frames between two sockets, nothing completes them on the way.
-        in_ns(ns, "ethtool", "-K", dev, "tx", "off", "tso", "off", "gso", "off")
-        in_ns(ns, "ip", "link", "set", dev, "up")
-        in_ns(ns, "ip", "link", "set", "lo", "up")
-    for dev in ("c1", "s1"):
-        in_ns(NS_D, "ethtool", "-K", dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off")
-        in_ns(NS_D, "ip", "link", "set", dev, "up")
-
-
-def teardown():
-    for ns in (NS_C, NS_S, NS_D):
-        sh("ip", "netns", "del", ns, check=False)
+TOPO = ctlbtest.VethTopology("ctlbit", CLIENT, SERVER)
 
 
 class Netns:
@@ -152,7 +124,7 @@ def main():
     procs = []
     try:
         try:
-            setup()
+            TOPO.setup()
         except subprocess.CalledProcessError as e:
             ctlbtest.skip(f"cannot create namespaces/veths: {e.stderr.strip()}")
         with tempfile.TemporaryDirectory(prefix="ctlb-af-") as tmp:
@@ -160,27 +132,27 @@ def main():
             with open(cfg_path, "w") as f:
                 f.write(CONFIG)
             log = open(os.path.join(tmp, "dp.log"), "w+")
-            dp_proc = subprocess.Popen(["ip", "netns", "exec", NS_D, dataplane, "--config", cfg_path],
+            dp_proc = subprocess.Popen(["ip", "netns", "exec", TOPO.dataplane, dataplane, "--config", cfg_path],
                                        stdout=log, stderr=subprocess.STDOUT)
             procs.append(dp_proc)
             dp = ctlbtest.Dataplane.__new__(ctlbtest.Dataplane)
             dp.prefix, dp.proc, dp.log = f"ctlb-af-{PID}", dp_proc, log
             dp.wait_for(lambda s: True)  # telemetry is up: ports started
 
-            server = Netns.python(NS_S, SERVER_CODE, stdout=subprocess.PIPE, text=True)
+            server = Netns.python(TOPO.server, SERVER_CODE, stdout=subprocess.PIPE, text=True)
             procs.append(server)
             if server.stdout.readline().strip() != "listening":
                 raise RuntimeError("server did not start")
 
             # A connection held open: the tracker must show it ESTABLISHED.
-            hold = Netns.python(NS_C, HOLD_CODE, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            hold = Netns.python(TOPO.client, HOLD_CODE, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             procs.append(hold)
             if hold.stdout.readline().strip() != "connected":
                 raise RuntimeError("client could not connect through the dataplane")
             stats = dp.wait_for(lambda s: s["flows_ESTABLISHED"] == 1)
             print(f"ok: held connection is ESTABLISHED (flows_created={stats['flows_created']})")
 
-            client = Netns.python(NS_C, CLIENT_CODE, stdout=subprocess.PIPE, text=True)
+            client = Netns.python(TOPO.client, CLIENT_CODE, stdout=subprocess.PIPE, text=True)
             procs.append(client)
             out, _ = client.communicate(timeout=60)
             if client.returncode != 0 or out.strip() != "done":
@@ -208,7 +180,7 @@ def main():
             if p.poll() is None:
                 p.kill()
                 p.wait()
-        teardown()
+        TOPO.teardown()
     for f in failures:
         print(f"FAIL: {f}")
     print(f"{0 if failures else 1} passed, {1 if failures else 0} failed")

@@ -33,7 +33,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ctlbtest  # noqa: E402
 
 PID = os.getpid()
-NS_C, NS_S, NS_D = f"ctlbct-c-{PID}", f"ctlbct-s-{PID}", f"ctlbct-d-{PID}"
 CLIENT, SERVER = "198.18.20.1", "198.18.20.2"
 PREFIX = f"ctlb-ct-{PID}"
 INTERVAL_MS = 200
@@ -51,12 +50,11 @@ def check(cond, message):
         print(f"FAIL: {message}")
 
 
-def sh(*cmd, check=True):
-    return subprocess.run(cmd, check=check, capture_output=True, text=True)
+TOPO = ctlbtest.VethTopology("ctlbct", CLIENT, SERVER)
 
 
 def in_ns(ns, *cmd):
-    return sh("ip", "netns", "exec", ns, *cmd)
+    return TOPO.in_ns(ns, *cmd)
 
 
 def wait_until(predicate, timeout, what):
@@ -68,27 +66,6 @@ def wait_until(predicate, timeout, what):
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out waiting for {what}")
         time.sleep(0.02)
-
-
-def setup():
-    for ns in (NS_C, NS_S, NS_D):
-        sh("ip", "netns", "add", ns)
-    sh("ip", "link", "add", "c0", "netns", NS_C, "type", "veth", "peer", "name", "c1", "netns", NS_D)
-    sh("ip", "link", "add", "s0", "netns", NS_S, "type", "veth", "peer", "name", "s1", "netns", NS_D)
-    for ns, dev, addr in ((NS_C, "c0", CLIENT), (NS_S, "s0", SERVER)):
-        in_ns(ns, "ip", "addr", "add", f"{addr}/24", "dev", dev)
-        in_ns(ns, "ethtool", "-K", dev, "tx", "off", "tso", "off", "gso", "off")
-        in_ns(ns, "ip", "link", "set", dev, "up")
-        in_ns(ns, "ip", "link", "set", "lo", "up")
-    for dev in ("c1", "s1"):
-        in_ns(NS_D, "ethtool", "-K", dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off")
-        in_ns(NS_D, "ip", "link", "set", dev, "up")
-    in_ns(NS_D, "ip", "link", "set", "lo", "up")  # ctlb-control's metrics listen on its loopback
-
-
-def teardown():
-    for ns in (NS_C, NS_S, NS_D):
-        sh("ip", "netns", "del", ns, check=False)
 
 
 CONFIG = f"""mode: inline
@@ -208,7 +185,7 @@ def main():
     sock = os.path.join(tmp, "control.sock")
     try:
         try:
-            setup()
+            TOPO.setup()
         except subprocess.CalledProcessError as e:
             ctlbtest.skip(f"cannot create namespaces/veths: {e.stderr.strip()}")
         cfg = os.path.join(tmp, "ctlb.yaml")
@@ -219,7 +196,7 @@ def main():
         check(rc == 3 and "ctlb-control is not running" in err, f"ctlbctl without control: exit {rc}, '{err.strip()}'")
 
         dp_log = open(os.path.join(tmp, "dp.log"), "w+")
-        dp = procs.start(["ip", "netns", "exec", NS_D, dataplane, "--config", cfg], stdout=dp_log, stderr=subprocess.STDOUT)
+        dp = procs.start(["ip", "netns", "exec", TOPO.dataplane, dataplane, "--config", cfg], stdout=dp_log, stderr=subprocess.STDOUT)
         dpx = ctlbtest.Dataplane.__new__(ctlbtest.Dataplane)
         dpx.prefix, dpx.proc, dpx.log = PREFIX, dp, dp_log
         dpx.wait_for(lambda s: True)
@@ -227,17 +204,17 @@ def main():
         ctl_log = open(os.path.join(tmp, "control.log"), "w+")
 
         def start_control():
-            return procs.start(["ip", "netns", "exec", NS_D, control, "--config", cfg, "--interval-ms", str(INTERVAL_MS)],
+            return procs.start(["ip", "netns", "exec", TOPO.dataplane, control, "--config", cfg, "--interval-ms", str(INTERVAL_MS)],
                                stdout=ctl_log, stderr=subprocess.STDOUT)
 
         ctl = start_control()
         wait_until(lambda: stats(ctlbctl_bin, sock), 20, "ctlb-control to answer")
         check(oct(os.stat(sock).st_mode & 0o777) == "0o660", "control socket mode 0660")
 
-        server = procs.start(["ip", "netns", "exec", NS_S, sys.executable, "-c", SERVER_CODE],
+        server = procs.start(["ip", "netns", "exec", TOPO.server, sys.executable, "-c", SERVER_CODE],
                              stdout=subprocess.PIPE, text=True)
         assert server.stdout.readline().strip() == "listening"
-        client = procs.start(["ip", "netns", "exec", NS_C, sys.executable, "-c", CLIENT_CODE],
+        client = procs.start(["ip", "netns", "exec", TOPO.client, sys.executable, "-c", CLIENT_CODE],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
         def request(kind, port):
@@ -249,7 +226,7 @@ def main():
         other = os.path.join(tmp, "other.yaml")
         with open(other, "w") as f:
             f.write(CONFIG.replace("{socket}", sock + ".other").replace(f"time_wait: {TIME_WAIT_S}", "time_wait: 99"))
-        r = subprocess.run(["ip", "netns", "exec", NS_D, control, "--config", other], capture_output=True, text=True,
+        r = subprocess.run(["ip", "netns", "exec", TOPO.dataplane, control, "--config", other], capture_output=True, text=True,
                            timeout=30)
         check(r.returncode == 1 and "is not the one the dataplane runs" in r.stderr,
               f"a control with another configuration is refused (exit {r.returncode}: {r.stderr.strip()[:120]})")
@@ -311,7 +288,7 @@ def main():
         t = tel.query("/ctlb/stats")
         tel.close()
         # The scrape runs where ctlb-control listens: the dataplane's namespace.
-        body = in_ns(NS_D, sys.executable, "-c",
+        body = in_ns(TOPO.dataplane, sys.executable, "-c",
                      "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen("
                      f"'http://127.0.0.1:{METRICS_PORT}/metrics', timeout=5).read().decode())").stdout
         prom = {}
@@ -341,7 +318,7 @@ def main():
         check(rc == 0 and final.get("invalid", 0) == 0, f"dataplane stops cleanly, no invalid packet (rc {rc})")
         wait_until(lambda: stats(ctlbctl_bin, sock) is None, 10, "ctlb-control to notice the dataplane stopped")
         dp_log2 = open(os.path.join(tmp, "dp2.log"), "w+")
-        dp2 = procs.start(["ip", "netns", "exec", NS_D, dataplane, "--config", cfg], stdout=dp_log2, stderr=subprocess.STDOUT)
+        dp2 = procs.start(["ip", "netns", "exec", TOPO.dataplane, dataplane, "--config", cfg], stdout=dp_log2, stderr=subprocess.STDOUT)
         dpx.proc, dpx.log = dp2, dp_log2
         s2 = wait_until(lambda: stats(ctlbctl_bin, sock), 30, "ctlb-control to re-attach to the new dataplane")
         check(s2["flows_created"] == 0 and ctl.poll() is None, "ctlb-control re-attached to the restarted dataplane")
@@ -364,7 +341,7 @@ def main():
                 print(f"--- {name}:\n" + open(path).read()[-3000:])
     finally:
         procs.stop_all()
-        teardown()
+        TOPO.teardown()
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"{0 if failures else 1} passed, {1 if failures else 0} failed")
     return 1 if failures else 0

@@ -148,3 +148,44 @@ def trace_json(ctlbctl, capture, *args):
     records = [json.loads(l) for l in out[:-1]]
     summary = json.loads(out[-1])["summary"]
     return records, summary
+
+
+class VethTopology:
+    """Three namespaces this test creates: a client and a server host, and
+    the dataplane's namespace between them, joined by veth pairs c0==c1 and
+    s1==s0 (the dataplane owns c1 and s1 through net_af_packet). Offloads are
+    off: the dataplane moves frames between sockets, nothing completes
+    checksums or segments on the way."""
+
+    def __init__(self, tag, client_addr, server_addr):
+        pid = os.getpid()
+        self.client, self.server, self.dataplane = (f"{tag}-c-{pid}", f"{tag}-s-{pid}", f"{tag}-d-{pid}")
+        self.client_addr, self.server_addr = client_addr, server_addr
+
+    @staticmethod
+    def sh(*cmd, check=True):
+        return subprocess.run(cmd, check=check, capture_output=True, text=True)
+
+    def in_ns(self, ns, *cmd):
+        return self.sh("ip", "netns", "exec", ns, *cmd)
+
+    def setup(self):
+        for ns in (self.client, self.server, self.dataplane):
+            self.sh("ip", "netns", "add", ns)
+        self.sh("ip", "link", "add", "c0", "netns", self.client, "type", "veth", "peer", "name", "c1",
+                "netns", self.dataplane)
+        self.sh("ip", "link", "add", "s0", "netns", self.server, "type", "veth", "peer", "name", "s1",
+                "netns", self.dataplane)
+        for ns, dev, addr in ((self.client, "c0", self.client_addr), (self.server, "s0", self.server_addr)):
+            self.in_ns(ns, "ip", "addr", "add", f"{addr}/24", "dev", dev)
+            self.in_ns(ns, "ethtool", "-K", dev, "tx", "off", "tso", "off", "gso", "off")
+            self.in_ns(ns, "ip", "link", "set", dev, "up")
+            self.in_ns(ns, "ip", "link", "set", "lo", "up")
+        for dev in ("c1", "s1"):
+            self.in_ns(self.dataplane, "ethtool", "-K", dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off")
+            self.in_ns(self.dataplane, "ip", "link", "set", dev, "up")
+        self.in_ns(self.dataplane, "ip", "link", "set", "lo", "up")  # ctlb-control's metrics listen there
+
+    def teardown(self):
+        for ns in (self.client, self.server, self.dataplane):
+            self.sh("ip", "netns", "del", ns, check=False)
