@@ -172,6 +172,80 @@ def stats(ctlbctl_bin, sock):
     return json.loads(out)["stats"]
 
 
+PCAP_CONFIG = """mode: inline
+file_prefix: {prefix}
+lcores:
+  main: 0
+  workers: [1]
+mempool:
+  mbufs: 4095
+  cache: 64
+ports:
+  - name: west
+    devargs: net_pcap0,rx_pcap={capture},tx_pcap={out}
+    peer: east
+  - name: east
+    devargs: net_pcap1,rx_pcap={empty},tx_pcap={out2}
+    peer: west
+tracking:
+  capacity_v4: 4096
+  capacity_v6: 1024
+  timeouts:
+    time_wait: {time_wait}
+control:
+  socket: {socket}
+  metrics: ""
+"""
+
+
+def capture_phase(dataplane, control, ctlbctl_bin, capture, tmp, procs):
+    """The capture's connections through net_pcap; the control process ages
+    its TIME_WAIT entries and finds its half-closed ones."""
+    records, summary = ctlbtest.trace_json(ctlbctl_bin, capture)
+    expected = summary["flows_by_state"]
+    final_state = {}
+    for r in records:
+        if r["flow"]:
+            final_state[r["flow"]] = r["state"]
+    sock = os.path.join(tmp, "pcap-control.sock")
+    empty = os.path.join(tmp, "empty.pcap")
+    ctlbtest.write_pcap(empty, [])
+    prefix = f"ctlb-ctp-{PID}"
+    cfg = os.path.join(tmp, "pcap.yaml")
+    with open(cfg, "w") as f:
+        f.write(PCAP_CONFIG.format(prefix=prefix, capture=capture, out=os.path.join(tmp, "o1.pcap"), empty=empty,
+                                   out2=os.path.join(tmp, "o2.pcap"), time_wait=TIME_WAIT_S, socket=sock))
+    log = open(os.path.join(tmp, "pcap-dp.log"), "w+")
+    dp = ctlbtest.Dataplane.__new__(ctlbtest.Dataplane)
+    dp.prefix, dp.log = prefix, log
+    dp.proc = procs.start([dataplane, "--config", cfg], stdout=log, stderr=subprocess.STDOUT)
+    n = len(ctlbtest.read_pcap(capture)[1])
+    dp.wait_for(lambda s: s["port_west_rx_packets"] == n)
+    t_done = time.monotonic()
+    ctl = procs.start([control, "--config", cfg, "--interval-ms", str(INTERVAL_MS)],
+                      stdout=open(os.path.join(tmp, "pcap-control.log"), "w"), stderr=subprocess.STDOUT)
+    first = wait_until(lambda: stats(ctlbctl_bin, sock), 20, "ctlb-control on the capture's dataplane")
+    check(first["flows_CLOSE_WAIT"] == expected.get("CLOSE_WAIT", 0) and expected.get("CLOSE_WAIT", 0) >= 1,
+          f"the capture's CLOSE_WAIT connections are tracked ({expected.get('CLOSE_WAIT', 0)})")
+    rc, out, _ = ctlbctl(ctlbctl_bin, sock, "flows", "--state", "CLOSE_WAIT", "--json")
+    flows = sorted(f["flow"] for f in json.loads(out)["flows"])
+    half_closed = sorted(f for f, state in final_state.items() if state == "CLOSE_WAIT")
+    check(rc == 0 and flows == half_closed, f"flows --state CLOSE_WAIT finds exactly the capture's half-closed "
+                                            f"connections {flows}")
+    tw = expected.get("TIME_WAIT", 0)
+    wait_until(lambda: stats(ctlbctl_bin, sock)["flows_TIME_WAIT"] == 0,
+               TIME_WAIT_S + 2 * INTERVAL_MS / 1000 + 3, "the capture's TIME_WAIT entries to be aged")
+    took = time.monotonic() - t_done
+    s = stats(ctlbctl_bin, sock)
+    check(tw >= 10 and s["flows_expired"] >= tw and took <= TIME_WAIT_S + 2 * INTERVAL_MS / 1000 + 1.0,
+          f"the capture's {tw} TIME_WAIT entries aged {took:.2f} s after the capture (timeout {TIME_WAIT_S} s + 2 "
+          f"intervals), expired counter {s['flows_expired']}")
+    ctl.send_signal(signal.SIGTERM)
+    ctl.wait(timeout=10)
+    rc, _ = dp.stop()
+    check(rc == 0, "the capture's dataplane stops cleanly")
+
+
 def main():
     if len(sys.argv) != 4:
         print(__doc__)
@@ -191,6 +265,10 @@ def main():
         cfg = os.path.join(tmp, "ctlb.yaml")
         with open(cfg, "w") as f:
             f.write(CONFIG.replace("{socket}", sock))
+
+        capture_phase(dataplane, control, ctlbctl_bin,
+                      os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "data",
+                                   "demo.pcap"), tmp, procs)
 
         rc, _, err = ctlbctl(ctlbctl_bin, sock, "stats")
         check(rc == 3 and "ctlb-control is not running" in err, f"ctlbctl without control: exit {rc}, '{err.strip()}'")
@@ -335,7 +413,7 @@ def main():
     except Exception as e:  # report, then clean up
         failures.append(f"{type(e).__name__}: {e}")
         print(f"FAIL: {type(e).__name__}: {e}")
-        for name in ("dp.log", "dp2.log", "control.log"):
+        for name in ("dp.log", "dp2.log", "control.log", "pcap-dp.log", "pcap-control.log"):
             path = os.path.join(tmp, name)
             if os.path.exists(path):
                 print(f"--- {name}:\n" + open(path).read()[-3000:])
