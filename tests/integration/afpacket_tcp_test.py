@@ -181,6 +181,7 @@ def main():
                 p.kill()
                 p.wait()
         TOPO.teardown()
+        ctlbtest.remove_dpdk_files(f"ctlb-af-{PID}")
     for f in failures:
         print(f"FAIL: {f}")
     print(f"{0 if failures else 1} passed, {1 if failures else 0} failed")

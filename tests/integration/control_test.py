@@ -420,6 +420,8 @@ def main():
     finally:
         procs.stop_all()
         TOPO.teardown()
+        for prefix in (PREFIX, f"ctlb-ctp-{PID}"):
+            ctlbtest.remove_dpdk_files(prefix)
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"{0 if failures else 1} passed, {1 if failures else 0} failed")
     return 1 if failures else 0

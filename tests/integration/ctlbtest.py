@@ -189,3 +189,20 @@ class VethTopology:
     def teardown(self):
         for ns in (self.client, self.server, self.dataplane):
             self.sh("ip", "netns", "del", ns, check=False)
+
+
+def remove_dpdk_files(prefix):
+    """Removes what DPDK processes of this test's file prefix left behind (the
+    runtime directory, hugepage files), once none of them runs any more."""
+    import glob
+    import shutil as _shutil
+    _shutil.rmtree(f"/var/run/dpdk/{prefix}", ignore_errors=True)
+    with open("/proc/mounts") as f:
+        for line in f:
+            _dev, mount, fstype = line.split()[:3]
+            if fstype == "hugetlbfs":
+                for path in glob.glob(os.path.join(mount, f"{prefix}map_*")):
+                    try:
+                        os.unlink(path)
+                    except OSError:
+                        pass

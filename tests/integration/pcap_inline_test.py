@@ -73,6 +73,7 @@ def run_case(dataplane, ctlbctl, capture, policy, workers, tmp):
         rc, final = dp.stop()
     finally:
         dp.kill()
+        ctlbtest.remove_dpdk_files(prefix)
     check(rc == 0, f"{name}: exit code {rc}")
     sent = []
     for out in outs:
