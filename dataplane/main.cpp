@@ -195,6 +195,10 @@ int run(const config::Config& cfg, const std::vector<std::string>& extra_eal) {
   header->start_tsc = rte_rdtsc();
   header->running = 1;
   g_header = header;
+  // As early as the header exists: a telemetry client never sees the
+  // commands missing once the socket is up for long.
+  rte_telemetry_register_cmd("/ctlb/stats", telemetry_stats, "ctlb counters summed over workers. No parameters");
+  rte_telemetry_register_cmd("/ctlb/workers", telemetry_workers, "ctlb per-worker counters. No parameters");
 
   // Ports and one mbuf pool per NUMA socket that has a port.
   std::map<int, rte_mempool*> pools;
@@ -284,9 +288,6 @@ int run(const config::Config& cfg, const std::vector<std::string>& extra_eal) {
       }
     }
   }
-
-  rte_telemetry_register_cmd("/ctlb/stats", telemetry_stats, "ctlb counters summed over workers. No parameters");
-  rte_telemetry_register_cmd("/ctlb/workers", telemetry_workers, "ctlb per-worker counters. No parameters");
 
   struct sigaction sa{};
   sa.sa_handler = on_signal;

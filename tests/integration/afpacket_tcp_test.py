@@ -137,7 +137,7 @@ def main():
             procs.append(dp_proc)
             dp = ctlbtest.Dataplane.__new__(ctlbtest.Dataplane)
             dp.prefix, dp.proc, dp.log = f"ctlb-af-{PID}", dp_proc, log
-            dp.wait_for(lambda s: True)  # telemetry is up: ports started
+            dp.wait_ready()
 
             server = Netns.python(TOPO.server, SERVER_CODE, stdout=subprocess.PIPE, text=True)
             procs.append(server)

@@ -277,7 +277,7 @@ def main():
         dp = procs.start(["ip", "netns", "exec", TOPO.dataplane, dataplane, "--config", cfg], stdout=dp_log, stderr=subprocess.STDOUT)
         dpx = ctlbtest.Dataplane.__new__(ctlbtest.Dataplane)
         dpx.prefix, dpx.proc, dpx.log = PREFIX, dp, dp_log
-        dpx.wait_for(lambda s: True)
+        dpx.wait_ready()
 
         ctl_log = open(os.path.join(tmp, "control.log"), "w+")
 

@@ -107,7 +107,8 @@ class Dataplane:
                 if tel is None:
                     tel = Telemetry(self.prefix, deadline)
                 stats = tel.query("/ctlb/stats")
-                if predicate(stats):
+                # null until the dataplane has registered its commands
+                if stats and predicate(stats):
                     return stats
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"condition not met; last stats: {stats}")
@@ -115,6 +116,17 @@ class Dataplane:
         finally:
             if tel:
                 tel.close()
+
+    def wait_ready(self, timeout=30.0):
+        """Waits for ctlb.ready: ports started, tables and rings in place."""
+        deadline = time.monotonic() + timeout
+        path = f"/var/run/dpdk/{self.prefix}/ctlb.ready"
+        while not os.path.exists(path):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"dataplane exited early with {self.proc.returncode}:\n{self.output()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{path} did not appear")
+            time.sleep(0.01)
 
     def stop(self, timeout=30.0):
         """SIGTERM; returns (exit code, final counters printed)."""
