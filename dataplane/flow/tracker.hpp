@@ -377,21 +377,9 @@ class Tracker {
     c.last_win = v.window;
     e.last_end = end;
 
-    // Timeout class, as tcp::track() chooses it for ESTABLISHED.
-    const tcp::Timeouts& to = cfg_.timeouts;
-    const Millis est = to.of(tcp::CtState::Established);
-    const std::uint8_t max_retrans = std::clamp<std::uint8_t>(cfg_.max_retrans, 1, 3);
-    ns.timeout_class = 0;
-    if (ns.retrans >= max_retrans && est > to.of(tcp::TimeoutClass::Retrans)) {
-      ns.timeout_class = 1;
-      ns.timeout_cap = 0;
-    } else if (((t.flags[0] | t.flags[1]) & tcp::dirflag::kDataUnacked) && est > to.of(tcp::TimeoutClass::Unack)) {
-      ns.timeout_class = 1;
-      ns.timeout_cap = 1;
-    } else if (v.window == 0 && est > to.of(tcp::TimeoutClass::Retrans)) {
-      ns.timeout_class = 1;
-      ns.timeout_cap = 0;
-    }
+    tcp::detail::choose_timeout(ns, tcp::CtState::Established, tcp::Index::Ack,
+                                (t.flags[0] | t.flags[1]) & tcp::dirflag::kDataUnacked, ns.retrans, v.window,
+                                cfg_);
     e.status = ns;
     e.last_seen = now;
     FlowTable<F>::write_end(e);

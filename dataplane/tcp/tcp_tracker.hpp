@@ -313,6 +313,26 @@ inline void cap_timeout_close(Status& st) noexcept {
   st.timeout_cap = 2;
 }
 
+// nf_conntrack's choice of timeout after an in-window packet, recorded in
+// `st` (its state becomes `state`): the retransmission cap, the CLOSE timeout
+// after a RST, the unacknowledged-data cap, the zero-window cap, else the
+// state's own. `retrans` and `last_win` are the values after the packet.
+inline void choose_timeout(Status& st, CtState state, Index index, bool data_unacked, std::uint32_t retrans,
+                           std::uint16_t last_win, const Config& cfg) noexcept {
+  const Millis state_timeout = cfg.timeouts.of(state);
+  const std::uint8_t max_retrans = std::clamp<std::uint8_t>(cfg.max_retrans, 1, 3);
+  set_timeout(st, state);
+  if (retrans >= max_retrans && state_timeout > cfg.timeouts.of(TimeoutClass::Retrans)) {
+    cap_timeout(st, TimeoutClass::Retrans);
+  } else if (index == Index::Rst) {
+    cap_timeout_close(st);
+  } else if (data_unacked && state_timeout > cfg.timeouts.of(TimeoutClass::Unack)) {
+    cap_timeout(st, TimeoutClass::Unack);
+  } else if (last_win == 0 && state_timeout > cfg.timeouts.of(TimeoutClass::Retrans)) {
+    cap_timeout(st, TimeoutClass::Retrans);
+  }
+}
+
 }  // namespace detail
 
 // nf_conntrack's tcp_error(): PSH, ECE and CWR aside, only these combinations are valid.
@@ -535,20 +555,9 @@ inline Outcome track(State& s, const packet::PacketView& p, Dir dir, Millis now,
   update_endpoints(s, p, dir, new_state);
   out.new_state = new_state;
 
-  const Millis state_timeout = cfg.timeouts.of(new_state);
-  const std::uint8_t max_retrans = std::clamp<std::uint8_t>(cfg.max_retrans, 1, 3);
   const bool data_unacked = ((t.flags[0] | t.flags[1]) & dirflag::kDataUnacked) != 0;
   Status next_st = st;
-  detail::set_timeout(next_st, new_state);
-  if (st.retrans >= max_retrans && state_timeout > cfg.timeouts.of(TimeoutClass::Retrans)) {
-    cap_timeout(next_st, TimeoutClass::Retrans);
-  } else if (index == Index::Rst) {
-    cap_timeout_close(next_st);
-  } else if (data_unacked && state_timeout > cfg.timeouts.of(TimeoutClass::Unack)) {
-    cap_timeout(next_st, TimeoutClass::Unack);
-  } else if (s.last_win == 0 && state_timeout > cfg.timeouts.of(TimeoutClass::Retrans)) {
-    cap_timeout(next_st, TimeoutClass::Retrans);
-  }
+  choose_timeout(next_st, new_state, index, data_unacked, st.retrans, s.last_win, cfg);
 
   if (!st.seen_reply) {
     if (p.flags & kRst) {
