@@ -127,6 +127,10 @@ class Parser {
   std::optional<Json> number() {
     const std::size_t start = i_;
     if (i_ < s_.size() && s_[i_] == '-') ++i_;
+    if (i_ + 1 < s_.size() && s_[i_] == '0' && s_[i_ + 1] >= '0' && s_[i_ + 1] <= '9') {
+      fail("leading zero in a number");
+      return std::nullopt;
+    }
     std::size_t digits = 0;
     while (i_ < s_.size() && s_[i_] >= '0' && s_[i_] <= '9') ++i_, ++digits;
     if (i_ < s_.size() && s_[i_] == '.') {
@@ -241,7 +245,10 @@ class Parser {
       }
       auto v = value(depth + 1);
       if (!v) return std::nullopt;
-      o[*k] = std::move(*v);
+      if (!o.emplace(std::move(*k), std::move(*v)).second) {
+        fail("duplicate member name");  // ambiguous: which one counts?
+        return std::nullopt;
+      }
       if (eat(',')) continue;
       if (eat('}')) return Json(std::move(o));
       fail("expected , or }");

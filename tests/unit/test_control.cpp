@@ -25,6 +25,9 @@ TEST(Json, RoundTrip) {
   EXPECT_EQ(j->get("b")->get("c")->as_number(), -3);
   EXPECT_EQ(j->get("a")->as_array()[2].as_string(), "x\"y");
   EXPECT_EQ(j->get("missing"), nullptr);
+  EXPECT_TRUE(Json::parse(R"({"a":[1,2.5,-3e2,{"b":null}],"c":"x\"y","d":true})"));
+  EXPECT_EQ(Json::parse("-0.5e1")->as_number(), -5);
+  EXPECT_EQ(Json::parse("0")->as_number(), 0);
 }
 
 TEST(Json, UnicodeEscapes) {
@@ -34,7 +37,9 @@ TEST(Json, UnicodeEscapes) {
 }
 
 TEST(Json, RejectsMalformedWithOffset) {
-  for (const char* bad : {"", "{", "{\"a\" 1}", "[1,]", "tru", "\"abc", "{\"a\":1}x", "01x", "[\"\x01\"]"}) {
+  for (const char* bad : {"", "{", "{\"a\" 1}", "[1,]", "tru", "\"abc", "{\"a\":1}x", "01x", "[\"\x01\"]",
+                          R"({"a":1,})", R"({"a":1 "b":2})", R"({"a":nan})", R"({a:1})", R"({"a":01})",
+                          R"({"a":1,"a":2})"}) {
     std::string err;
     EXPECT_FALSE(Json::parse(bad, &err)) << bad;
     EXPECT_NE(err.find("at byte"), std::string::npos) << bad << ": " << err;

@@ -10,13 +10,12 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
-#include <variant>
 #include <vector>
 
+#include "control/json.hpp"
 #include "control/trace.hpp"
 #include "dataplane/packet/packet_view.hpp"
 #include "frame_builder.hpp"
@@ -401,178 +400,9 @@ TEST(TraceCapture, Ipv6AndVlanFlows) {
   EXPECT_EQ(out.summary.flows_by_state[static_cast<int>(CtState::SynRecv)], 1u);
 }
 
-// ---- a minimal JSON parser, to check that ctlbctl prints valid JSON ---------
-
-struct Json;
-using JsonObject = std::map<std::string, Json>;
-using JsonArray = std::vector<Json>;
-struct Json {
-  std::variant<std::nullptr_t, bool, double, std::string, JsonArray, JsonObject> v;
-  const JsonObject* object() const { return std::get_if<JsonObject>(&v); }
-  const std::string* string() const { return std::get_if<std::string>(&v); }
-};
-
-class JsonParser {
- public:
-  explicit JsonParser(const std::string& s) : s_(s) {}
-  bool parse(Json& out) {
-    ws();
-    if (!value(out)) return false;
-    ws();
-    return i_ == s_.size();
-  }
-
- private:
-  void ws() {
-    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
-  }
-  bool lit(const char* w) {
-    const std::size_t n = std::strlen(w);
-    if (s_.compare(i_, n, w) != 0) return false;
-    i_ += n;
-    return true;
-  }
-  bool value(Json& out) {
-    if (i_ >= s_.size()) return false;
-    const char c = s_[i_];
-    if (c == '{') return object(out);
-    if (c == '[') return array(out);
-    if (c == '"') {
-      std::string str;
-      if (!string(str)) return false;
-      out.v = std::move(str);
-      return true;
-    }
-    if (lit("true")) return out.v = true, true;
-    if (lit("false")) return out.v = false, true;
-    if (lit("null")) return out.v = nullptr, true;
-    return number(out);
-  }
-  bool number(Json& out) {
-    const std::size_t start = i_;
-    if (i_ < s_.size() && s_[i_] == '-') ++i_;
-    if (i_ >= s_.size() || !std::isdigit(static_cast<unsigned char>(s_[i_]))) return false;
-    if (s_[i_] == '0' && i_ + 1 < s_.size() && std::isdigit(static_cast<unsigned char>(s_[i_ + 1]))) return false;
-    while (i_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[i_]))) ++i_;
-    if (i_ < s_.size() && s_[i_] == '.') {
-      ++i_;
-      if (i_ >= s_.size() || !std::isdigit(static_cast<unsigned char>(s_[i_]))) return false;
-      while (i_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[i_]))) ++i_;
-    }
-    if (i_ < s_.size() && (s_[i_] == 'e' || s_[i_] == 'E')) {
-      ++i_;
-      if (i_ < s_.size() && (s_[i_] == '+' || s_[i_] == '-')) ++i_;
-      if (i_ >= s_.size() || !std::isdigit(static_cast<unsigned char>(s_[i_]))) return false;
-      while (i_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[i_]))) ++i_;
-    }
-    out.v = std::strtod(s_.substr(start, i_ - start).c_str(), nullptr);
-    return true;
-  }
-  bool string(std::string& out) {
-    ++i_;  // opening quote
-    while (i_ < s_.size()) {
-      const char c = s_[i_++];
-      if (c == '"') return true;
-      if (static_cast<unsigned char>(c) < 0x20) return false;
-      if (c != '\\') {
-        out += c;
-        continue;
-      }
-      if (i_ >= s_.size()) return false;
-      const char e = s_[i_++];
-      switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u':
-          if (i_ + 4 > s_.size()) return false;
-          for (int k = 0; k < 4; ++k)
-            if (!std::isxdigit(static_cast<unsigned char>(s_[i_ + k]))) return false;
-          out += '?';
-          i_ += 4;
-          break;
-        default: return false;
-      }
-    }
-    return false;
-  }
-  bool array(Json& out) {
-    ++i_;
-    JsonArray a;
-    ws();
-    if (i_ < s_.size() && s_[i_] == ']') {
-      ++i_;
-      out.v = std::move(a);
-      return true;
-    }
-    for (;;) {
-      ws();
-      Json item;
-      if (!value(item)) return false;
-      a.push_back(std::move(item));
-      ws();
-      if (i_ >= s_.size()) return false;
-      if (s_[i_] == ',') {
-        ++i_;
-        continue;
-      }
-      if (s_[i_] != ']') return false;
-      ++i_;
-      out.v = std::move(a);
-      return true;
-    }
-  }
-  bool object(Json& out) {
-    ++i_;
-    JsonObject o;
-    ws();
-    if (i_ < s_.size() && s_[i_] == '}') {
-      ++i_;
-      out.v = std::move(o);
-      return true;
-    }
-    for (;;) {
-      ws();
-      if (i_ >= s_.size() || s_[i_] != '"') return false;
-      std::string key;
-      if (!string(key)) return false;
-      ws();
-      if (i_ >= s_.size() || s_[i_] != ':') return false;
-      ++i_;
-      ws();
-      Json val;
-      if (!value(val)) return false;
-      if (!o.emplace(std::move(key), std::move(val)).second) return false;  // duplicate key
-      ws();
-      if (i_ >= s_.size()) return false;
-      if (s_[i_] == ',') {
-        ++i_;
-        continue;
-      }
-      if (s_[i_] != '}') return false;
-      ++i_;
-      out.v = std::move(o);
-      return true;
-    }
-  }
-  const std::string& s_;
-  std::size_t i_ = 0;
-};
-
-TEST(JsonParserSelfTest, AcceptsValidRejectsInvalid) {
-  Json j;
-  EXPECT_TRUE(JsonParser(R"({"a":[1,2.5,-3e2,{"b":null}],"c":"x\"y","d":true})").parse(j));
-  for (const char* bad : {R"({"a":1,})", R"({"a":1 "b":2})", R"({"a":nan})", R"({"a":"b)", R"({"a":1}x)",
-                          R"({a:1})", R"({"a":01})", R"({"a":1,"a":2})"}) {
-    Json k;
-    EXPECT_FALSE(JsonParser(bad).parse(k)) << bad;
-  }
-}
+// ctlbctl's JSON is checked with the control socket's strict parser
+// (control/json.hpp: rejects trailing commas, duplicate names, leading zeros).
+using ctlb::control::Json;
 
 // ---- the ctlbctl binary -------------------------------------------------------
 
@@ -600,11 +430,10 @@ CmdResult ctlbctl(const TempDir& dir, const std::string& args) {
 }
 
 std::string field(const Json& j, const std::string& key) {
-  const JsonObject* o = j.object();
-  if (!o) return "<not an object>";
-  auto it = o->find(key);
-  if (it == o->end()) return "<missing>";
-  if (const std::string* s = it->second.string()) return *s;
+  if (!j.is_object()) return "<not an object>";
+  const Json* v = j.get(key);
+  if (!v) return "<missing>";
+  if (v->is_string()) return v->as_string();
   return "<not a string>";
 }
 
@@ -619,15 +448,15 @@ TEST(CtlbctlTrace, JsonLinesAndSummary) {
   ASSERT_EQ(r.out.size(), sc.expect.size() + 1);
   for (std::size_t i = 0; i < sc.expect.size(); ++i) {
     SCOPED_TRACE("line " + std::to_string(i + 1) + ": " + r.out[i]);
-    Json j;
-    ASSERT_TRUE(JsonParser(r.out[i]).parse(j));
-    const JsonObject* o = j.object();
-    ASSERT_NE(o, nullptr);
+    const auto parsed = Json::parse(r.out[i]);
+    ASSERT_TRUE(parsed);
+    const Json& j = *parsed;
+    ASSERT_TRUE(j.is_object());
     for (const char* k : {"index", "flow", "dir", "flags", "state", "initiator", "responder", "verdict", "reason"})
-      EXPECT_TRUE(o->count(k)) << k;
-    const auto* index = std::get_if<double>(&o->at("index").v);
-    ASSERT_NE(index, nullptr);
-    EXPECT_EQ(*index, static_cast<double>(i + 1));
+      EXPECT_TRUE(j.get(k)) << k;
+    const Json* index = j.get("index");
+    ASSERT_TRUE(index && index->is_number());
+    EXPECT_EQ(index->as_number(), static_cast<double>(i + 1));
     const Expect& e = sc.expect[i];
     EXPECT_EQ(field(j, "flow"), e.flow);
     EXPECT_EQ(field(j, "dir"), e.dir);
@@ -642,18 +471,18 @@ TEST(CtlbctlTrace, JsonLinesAndSummary) {
       EXPECT_EQ(field(j, "state"), "");
     }
   }
-  Json sum;
   const std::string& last = r.out.back();
   ASSERT_EQ(last.rfind("{\"summary\":", 0), 0u) << last;
-  ASSERT_TRUE(JsonParser(last).parse(sum)) << last;
-  const JsonObject& s = std::get<JsonObject>(sum.object()->at("summary").v);
-  EXPECT_EQ(std::get<double>(s.at("packets").v), static_cast<double>(sc.pcap.count()));
-  EXPECT_EQ(std::get<double>(s.at("flows").v), 4.0);
-  EXPECT_EQ(std::get<bool>(s.at("truncated").v), false);
-  const JsonObject& by_state = std::get<JsonObject>(s.at("flows_by_state").v);
-  EXPECT_EQ(std::get<double>(by_state.at("TIME_WAIT").v), 1.0);
-  EXPECT_EQ(std::get<double>(by_state.at("CLOSE_WAIT").v), 1.0);
-  const JsonArray& stuck = std::get<JsonArray>(s.at("stuck").v);
+  const auto sum = Json::parse(last);
+  ASSERT_TRUE(sum) << last;
+  const Json& s = *sum->get("summary");
+  EXPECT_EQ(s.get("packets")->as_number(), static_cast<double>(sc.pcap.count()));
+  EXPECT_EQ(s.get("flows")->as_number(), 4.0);
+  EXPECT_EQ(s.get("truncated")->as_bool(), false);
+  const Json& by_state = *s.get("flows_by_state");
+  EXPECT_EQ(by_state.get("TIME_WAIT")->as_number(), 1.0);
+  EXPECT_EQ(by_state.get("CLOSE_WAIT")->as_number(), 1.0);
+  const Json::Array& stuck = s.get("stuck")->as_array();
   ASSERT_EQ(stuck.size(), 2u);
   bool found_close_wait = false;
   for (const Json& st : stuck) {
@@ -678,8 +507,7 @@ TEST(CtlbctlTrace, TextOutputAndSummaryOnly) {
   ASSERT_EQ(r.exit_code, 0);
   ASSERT_EQ(r.out.size(), 1u);
   EXPECT_EQ(r.out[0].rfind("{\"summary\":", 0), 0u);
-  Json j;
-  EXPECT_TRUE(JsonParser(r.out[0]).parse(j)) << r.out[0];
+  EXPECT_TRUE(Json::parse(r.out[0])) << r.out[0];
 }
 
 TEST(CtlbctlTrace, TruncatedCaptureWarnsAndSucceeds) {
@@ -692,9 +520,9 @@ TEST(CtlbctlTrace, TruncatedCaptureWarnsAndSucceeds) {
   const CmdResult r = ctlbctl(dir, "trace '" + path + "' --json");
   EXPECT_EQ(r.exit_code, 0);
   ASSERT_EQ(r.out.size(), 2u);
-  Json j;
-  ASSERT_TRUE(JsonParser(r.out[1]).parse(j)) << r.out[1];
-  EXPECT_EQ(std::get<bool>(std::get<JsonObject>(j.object()->at("summary").v).at("truncated").v), true);
+  const auto j = Json::parse(r.out[1]);
+  ASSERT_TRUE(j) << r.out[1];
+  EXPECT_EQ(j->get("summary")->get("truncated")->as_bool(), true);
   EXPECT_EQ(r.err.size(), 1u);
 }
 
