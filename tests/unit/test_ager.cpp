@@ -34,21 +34,8 @@ const ctlb::tcp::Timeouts kTimeouts = ctlb::tcp::default_timeouts();
 const EvictionPolicy kPolicy{&kTimeouts};
 constexpr Millis kDay = 24u * 3600u * 1000u;
 
-KeyV4 key4(std::uint32_t i) {
-  return KeyV4{{i * 2654435761u, 0x0a000001u}, {static_cast<std::uint16_t>(i), 443}};
-}
-
-KeyV6 key6(std::uint32_t i) {
-  KeyV6 k{};
-  k.addr[0][0] = 0x20;
-  const std::uint32_t x = i * 2654435761u;
-  std::memcpy(&k.addr[0][12], &x, 4);
-  k.addr[1][0] = 0x20;
-  k.addr[1][15] = 1;
-  k.port[0] = static_cast<std::uint16_t>(i);
-  k.port[1] = 80;
-  return k;
-}
+using ctlb_test::key4;
+using ctlb_test::key6;
 
 KeyV4 key_of(V4, std::uint32_t i) { return key4(i); }
 KeyV6 key_of(V6, std::uint32_t i) { return key6(i); }

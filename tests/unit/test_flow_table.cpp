@@ -25,22 +25,8 @@ using ctlb_test::HeapTable;
 const ctlb::tcp::Timeouts kTimeouts = ctlb::tcp::default_timeouts();
 const EvictionPolicy kPolicy{&kTimeouts};
 
-// Distinct keys: addr[0] = i * odd constant is a bijection on 32 bits.
-KeyV4 key4(std::uint32_t i, std::uint32_t salt = 0) {
-  return KeyV4{{i * 2654435761u, 0x0a000000u ^ salt}, {static_cast<std::uint16_t>(i), 443}};
-}
-
-KeyV6 key6(std::uint32_t i) {
-  KeyV6 k{};
-  k.addr[0][0] = 0x20;
-  const std::uint32_t x = i * 2654435761u;
-  std::memcpy(&k.addr[0][12], &x, 4);
-  k.addr[1][0] = 0x20;
-  k.addr[1][15] = 1;
-  k.port[0] = static_cast<std::uint16_t>(i);
-  k.port[1] = 80;
-  return k;
-}
+using ctlb_test::key4;
+using ctlb_test::key6;
 
 template <class F>
 void set_state(FlowTable<F>& t, Handle h, CtState s, bool assured, Millis last_seen) {
