@@ -339,32 +339,11 @@ class Tracker {
     std::uint32_t end = v.seq + v.payload_len;
     const std::uint32_t ack = v.ack;
     if (seq == end) seq = end = t.end[d];  // no data: checked by its ACK only
-    const std::uint32_t maxack_window = t.maxwin[d] > 66000 ? t.maxwin[d] : 66000;
-    const bool in_recv_win = t.maxwin[od] == 0 || seq_after(end, t.end[d] - t.maxwin[od] - 1);
-    if (!(seq_before(seq, t.maxend[d] + 1) && in_recv_win && seq_before(ack, t.end[od] + 1) &&
-          seq_after(ack, t.end[od] - maxack_window - 1)))
-      return false;
+    if (!tcp::detail::passes_window(t, d, seq, end, ack)) return false;
 
     Cold& c = table.cold(h);
     FlowTable<F>::write_begin(e);
-    const std::uint32_t win = static_cast<std::uint32_t>(v.window) << t.scale[d];
-    if (t.maxwin[d] < win) t.maxwin[d] = win;
-    if (seq_after(end, t.end[d])) {
-      t.end[d] = end;
-      t.flags[d] |= tcp::dirflag::kDataUnacked;
-    }
-    if (!(t.flags[d] & tcp::dirflag::kMaxAckSet)) {
-      t.maxack[d] = ack;
-      t.flags[d] |= tcp::dirflag::kMaxAckSet;
-    } else if (seq_after(ack, t.maxack[d])) {
-      t.maxack[d] = ack;
-    }
-    if (t.maxwin[od] != 0 && seq_after(end, t.maxend[d])) t.maxwin[od] += end - t.maxend[d];
-    if (seq_after(ack + win, t.maxend[od] - 1)) {
-      t.maxend[od] = ack + win;
-      if (win == 0) ++t.maxend[od];
-    }
-    if (ack == t.end[od]) t.flags[od] &= ~tcp::dirflag::kDataUnacked;
+    tcp::detail::advance_window(t, d, end, ack, ack, static_cast<std::uint32_t>(v.window) << t.scale[d], true);
 
     tcp::Status ns = st;
     const bool same = st.last_dir == static_cast<std::uint32_t>(d) && c.last_seq == seq && c.last_ack == ack &&

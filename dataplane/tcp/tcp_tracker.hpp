@@ -105,6 +105,42 @@ inline void init_sender(const packet::PacketView& p, Track& t, int d, std::uint3
   }
 }
 
+// nf_conntrack's four bounds for an in-window segment: seq at most the
+// receiver's right edge (I), end not below what the receiver already took in
+// (II), (s)ack neither beyond what was sent (III) nor too far behind (IV).
+inline bool passes_window(const Track& t, int d, std::uint32_t seq, std::uint32_t end, std::uint32_t sack) noexcept {
+  const int od = 1 - d;
+  const bool in_recv_win = t.maxwin[od] == 0 || seq_after(end, t.end[d] - t.maxwin[od] - 1);
+  return seq_before(seq, t.maxend[d] + 1) && in_recv_win && seq_before(sack, t.end[od] + 1) &&
+         seq_after(sack, t.end[od] - max_ack_window(t.maxwin[d]) - 1);
+}
+
+// What an in-window segment teaches about both directions (`win` scaled).
+inline void advance_window(Track& t, int d, std::uint32_t end, std::uint32_t ack, std::uint32_t sack, std::uint32_t win,
+                           bool has_ack) noexcept {
+  const int od = 1 - d;
+  const std::uint32_t swin = win + (sack - ack);
+  if (t.maxwin[d] < swin) t.maxwin[d] = swin;
+  if (seq_after(end, t.end[d])) {
+    t.end[d] = end;
+    t.flags[d] |= dirflag::kDataUnacked;
+  }
+  if (has_ack) {
+    if (!(t.flags[d] & dirflag::kMaxAckSet)) {
+      t.maxack[d] = ack;
+      t.flags[d] |= dirflag::kMaxAckSet;
+    } else if (seq_after(ack, t.maxack[d])) {
+      t.maxack[d] = ack;
+    }
+  }
+  if (t.maxwin[od] != 0 && seq_after(end, t.maxend[d])) t.maxwin[od] += end - t.maxend[d];
+  if (seq_after(sack + win, t.maxend[od] - 1)) {
+    t.maxend[od] = sack + win;
+    if (win == 0) ++t.maxend[od];
+  }
+  if (ack == t.end[od]) t.flags[od] &= ~dirflag::kDataUnacked;
+}
+
 struct WindowCheck {
   enum Kind : std::uint8_t { Accept, Ignore, Invalid } kind;
   Reason reason;
@@ -175,31 +211,9 @@ inline WindowCheck in_window(State& s, const packet::PacketView& p, Dir dir, Ind
   // sequence number, except the seq 0 RST answering a SYN.
   if (seq == end && (!rst || (seq == 0 && s.ct() == CtState::SynSent))) seq = end = t.end[d];
 
-  const std::uint32_t ack_floor = t.end[od] - max_ack_window(t.maxwin[d]) - 1;
-  bool in_recv_win = t.maxwin[od] == 0 || seq_after(end, t.end[d] - t.maxwin[od] - 1);
-  if (seq_before(seq, t.maxend[d] + 1) && in_recv_win && seq_before(sack, t.end[od] + 1) &&
-      seq_after(sack, ack_floor)) {
+  if (passes_window(t, d, seq, end, sack)) {
     if (!syn) win <<= t.scale[d];
-    const std::uint32_t swin = win + (sack - ack);
-    if (t.maxwin[d] < swin) t.maxwin[d] = swin;
-    if (seq_after(end, t.end[d])) {
-      t.end[d] = end;
-      t.flags[d] |= dirflag::kDataUnacked;
-    }
-    if (has_ack) {
-      if (!(t.flags[d] & dirflag::kMaxAckSet)) {
-        t.maxack[d] = ack;
-        t.flags[d] |= dirflag::kMaxAckSet;
-      } else if (seq_after(ack, t.maxack[d])) {
-        t.maxack[d] = ack;
-      }
-    }
-    if (t.maxwin[od] != 0 && seq_after(end, t.maxend[d])) t.maxwin[od] += end - t.maxend[d];
-    if (seq_after(sack + win, t.maxend[od] - 1)) {
-      t.maxend[od] = sack + win;
-      if (win == 0) ++t.maxend[od];
-    }
-    if (ack == t.end[od]) t.flags[od] &= ~dirflag::kDataUnacked;
+    advance_window(t, d, end, ack, sack, win, has_ack);
 
     if (index == Index::Ack) {
       if (s.st.last_dir == static_cast<std::uint32_t>(d) && s.last_seq == seq && s.last_ack == ack &&
@@ -225,8 +239,8 @@ inline WindowCheck in_window(State& s, const packet::PacketView& p, Dir dir, Ind
   };
   if (!seq_before(seq, t.maxend[d] + 1)) {
     const std::uint32_t overshot = end - t.maxend[d] + 1;
-    const bool ack_ok = seq_after(sack, ack_floor);
-    in_recv_win = t.maxwin[od] != 0 && seq_after(end, t.end[d] - t.maxwin[od] - 1);
+    const bool ack_ok = seq_after(sack, t.end[od] - max_ack_window(t.maxwin[d]) - 1);
+    const bool in_recv_win = t.maxwin[od] != 0 && seq_after(end, t.end[d] - t.maxwin[od] - 1);
     if (in_recv_win && ack_ok && overshot <= t.maxwin[od] && seq_before(sack, t.end[od] + 1)) {
       // Some stacks send a little more than the window allows; record the
       // end so that the peer's ACK of it is not "over the upper bound".
