@@ -2,6 +2,8 @@
 // The configuration as plain structs: what config/loader.cpp produces from
 // one YAML file, validated completely before anything starts. No yaml-cpp
 // here, so the dataplane can include it.
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -14,11 +16,32 @@ namespace ctlb::config {
 enum class Mode : std::uint8_t { Inline, Lb };
 enum class InvalidPolicy : std::uint8_t { Forward, Drop };
 
+// An IPv4 or IPv6 address, bytes in network order (IPv4: the first 4).
+struct IpAddr {
+  std::uint8_t family = 0;  // 4 or 6; 0: none
+  std::array<std::uint8_t, 16> bytes = {};
+  bool operator==(const IpAddr&) const = default;
+};
+
+// An address of the box with its connected prefix ("198.18.1.1/24").
+struct Prefix {
+  IpAddr addr;
+  std::uint8_t len = 0;
+};
+
+using Mac = std::array<std::uint8_t, 6>;
+
 struct Port {
   std::string name;
   std::string pci;      // PCI address ("0000:3b:00.0"), or
   std::string devargs;  // a vdev ("net_pcap0,rx_pcap=in.pcap,...")
   std::string peer;     // inline mode: where this port's packets go
+  // lb mode: the box's own addresses on this port (it answers ARP for them;
+  // their prefixes are the port's connected subnets) and the next hops for
+  // destinations outside every connected subnet (at most one per family).
+  std::vector<Prefix> addresses;
+  IpAddr gateway_v4;
+  IpAddr gateway_v6;
   std::uint16_t rx_descriptors = 1024;
   std::uint16_t tx_descriptors = 1024;
   std::uint32_t link_wait_ms = 5000;
@@ -37,6 +60,48 @@ struct Tracking {
   tcp::Config tcp;
 };
 
+// lb mode (DESIGN.md section 7). Limits of the shared LB state.
+inline constexpr std::size_t kMaxVips = 64;
+inline constexpr std::size_t kMaxBackends = 1024;  // backend slots over all VIPs
+inline constexpr std::uint32_t kMaxTableSize = 1048573;  // largest Maglev table (a prime)
+enum class BackendState : std::uint8_t { Active, Draining, Down };
+enum class UnknownFlows : std::uint8_t { Loose, Strict };
+
+struct Backend {
+  IpAddr address;
+  std::uint16_t port = 0;
+  std::uint32_t weight = 1;  // 1..65535
+  BackendState state = BackendState::Active;
+};
+
+struct Vip {
+  std::string name;  // unique; defaults to "ADDRESS:PORT"
+  IpAddr address;
+  std::uint16_t port = 0;
+  std::uint32_t table_size = 65537;  // Maglev slots, a prime
+  std::vector<Backend> backends;
+};
+
+// A static neighbour: overrides ARP for that address on that port.
+struct Neighbour {
+  IpAddr address;
+  Mac mac = {};
+  std::string port;  // port name
+};
+
+struct Arp {
+  std::uint32_t retry_ms = 1000;       // between requests for an unresolved address
+  std::uint32_t retries = 3;           // requests before the address is marked failed
+  std::uint32_t reachable_ms = 60000;  // a resolved entry is refreshed after this
+};
+
+struct Lb {
+  std::vector<Vip> vips;
+  std::vector<Neighbour> neighbours;
+  UnknownFlows unknown_flows = UnknownFlows::Loose;  // non-SYN packet with no entry: Maglev and track, or drop
+  Arp arp;
+};
+
 struct Control {
   std::string socket = "/run/ctlb/control.sock";
   std::string metrics = "127.0.0.1:9273";
@@ -53,6 +118,7 @@ struct Config {
   Mempool mempool;
   std::vector<Port> ports;
   Tracking tracking;
+  Lb lb;  // mode lb only
   Control control;
   std::string digest;  // of the file's bytes, to match the two processes
 };

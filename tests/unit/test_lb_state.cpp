@@ -1,0 +1,1 @@
+// Tests: see the file header once written.
