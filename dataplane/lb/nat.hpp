@@ -1,0 +1,135 @@
+#pragma once
+// NAT rewriting of a parsed, unfragmented TCP packet in place: addresses and
+// ports with incremental checksum updates (RFC 1624), TTL / hop limit, and the
+// Ethernet addresses. No loop over the payload: a rewrite touches the changed
+// fields and the two checksum fields only.
+//
+// The updates are exact: for a packet whose checksums verified, the result is
+// bit for bit what a full recomputation gives (never 0xffff, the one's
+// complement "negative zero" that a full computation cannot produce here). A
+// checksum that was wrong stays wrong by the same amount, so a receiver still
+// drops the packet. The one value not restored by the inverse rewrite is a
+// stored 0xffff: it reads back as 0x0000, the same one's complement number.
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "config/config.hpp"
+#include "dataplane/common/bytes.hpp"
+#include "dataplane/packet/checksum.hpp"
+#include "dataplane/packet/packet_view.hpp"
+
+namespace ctlb::lb {
+
+namespace detail {
+
+inline constexpr std::size_t kIpv4Ttl = 8;
+inline constexpr std::size_t kIpv4Checksum = 10;
+inline constexpr std::size_t kIpv4Src = 12;
+inline constexpr std::size_t kIpv4Dst = 16;
+inline constexpr std::size_t kIpv6HopLimit = 7;
+inline constexpr std::size_t kIpv6Src = 8;
+inline constexpr std::size_t kIpv6Dst = 24;
+inline constexpr std::size_t kTcpSport = 0;
+inline constexpr std::size_t kTcpDport = 2;
+inline constexpr std::size_t kTcpChecksum = 16;
+
+// Sum of ~m + m' over `words` 32-bit words changing from old_bytes to
+// new_bytes. A 32-bit one's complement word is two 16-bit ones (2^16 = 1 in
+// one's complement), so the sum folds to the 16-bit one later.
+inline std::uint64_t change_sum(const std::uint8_t* old_bytes, const std::uint8_t* new_bytes, int words) noexcept {
+  std::uint64_t sum = 0;
+  for (int i = 0; i < words; ++i) {
+    sum += static_cast<std::uint32_t>(~load_be32(old_bytes + 4 * i));
+    sum += load_be32(new_bytes + 4 * i);
+  }
+  return sum;
+}
+
+inline std::uint64_t change_sum16(std::uint16_t old_v, std::uint16_t new_v) noexcept {
+  return static_cast<std::uint16_t>(~old_v) + static_cast<std::uint64_t>(new_v);
+}
+
+// RFC 1624 eqn. 3 over a sum of changes: HC' = ~(~HC + sum(~m) + sum(m')).
+// The sum is zero only when every term is (HC = 0xffff, m = 0xffff, m' = 0);
+// it then stands for one's complement zero, whose folded form is 0xffff, so
+// the result is 0x0000 as a full recomputation would give, not 0xffff.
+inline std::uint16_t apply_change(std::uint16_t hc, std::uint64_t changes) noexcept {
+  std::uint64_t sum = static_cast<std::uint16_t>(~hc) + changes;
+  sum = (sum & 0xffffffffu) + (sum >> 32);
+  sum = (sum & 0xffffffffu) + (sum >> 32);
+  const std::uint16_t folded = packet::fold(static_cast<std::uint32_t>(sum));
+  return folded ? static_cast<std::uint16_t>(~folded) : std::uint16_t{0};
+}
+
+inline void rewrite_endpoint(std::uint8_t* frame, const packet::PacketView& v, const std::uint8_t* addr,
+                             std::uint16_t port, std::size_t v4_addr_at, std::size_t v6_addr_at,
+                             std::size_t port_at) noexcept {
+  std::uint8_t* ip = frame + v.l3_offset;
+  std::uint8_t* tcp = frame + v.l4_offset;
+  std::uint64_t tcp_changes;
+  if (v.family == packet::IpFamily::V4) {
+    std::uint8_t* field = ip + v4_addr_at;
+    tcp_changes = change_sum(field, addr, 1);
+    store_be16(ip + kIpv4Checksum, apply_change(load_be16(ip + kIpv4Checksum), tcp_changes));
+    std::memcpy(field, addr, 4);
+  } else if (v.family == packet::IpFamily::V6) {
+    std::uint8_t* field = ip + v6_addr_at;
+    tcp_changes = change_sum(field, addr, 4);
+    std::memcpy(field, addr, 16);
+  } else {
+    return;
+  }
+  tcp_changes += change_sum16(load_be16(tcp + port_at), port);
+  store_be16(tcp + kTcpChecksum, apply_change(load_be16(tcp + kTcpChecksum), tcp_changes));
+  store_be16(tcp + port_at, port);
+}
+
+}  // namespace detail
+
+// Rewrites the IP destination address (4 or 16 bytes after v.family) and the
+// TCP destination port of the frame `v` was parsed from (parse_frame returned
+// Tcp, not a fragment). `addr` must not point into the frame. `v` is not
+// updated: its dst/dport now describe the frame as it was.
+inline void rewrite_dst(std::uint8_t* frame, const packet::PacketView& v, const std::uint8_t* addr,
+                        std::uint16_t port) noexcept {
+  detail::rewrite_endpoint(frame, v, addr, port, detail::kIpv4Dst, detail::kIpv6Dst, detail::kTcpDport);
+}
+
+// The same for the source address and port.
+inline void rewrite_src(std::uint8_t* frame, const packet::PacketView& v, const std::uint8_t* addr,
+                        std::uint16_t port) noexcept {
+  detail::rewrite_endpoint(frame, v, addr, port, detail::kIpv4Src, detail::kIpv6Src, detail::kTcpSport);
+}
+
+// Decrements the IPv4 TTL (updating the header checksum) or the IPv6 hop
+// limit. Returns false, leaving the frame as it was, when the TTL is 0 or 1:
+// the packet must not be forwarded.
+inline bool decrement_ttl(std::uint8_t* frame, const packet::PacketView& v) noexcept {
+  std::uint8_t* ip = frame + v.l3_offset;
+  if (v.family == packet::IpFamily::V4) {
+    if (ip[detail::kIpv4Ttl] <= 1) return false;
+    // TTL is the high byte of the 16-bit word it shares with the protocol.
+    const std::uint16_t old_word = load_be16(ip + detail::kIpv4Ttl);
+    const auto new_word = static_cast<std::uint16_t>(old_word - 0x0100);
+    store_be16(ip + detail::kIpv4Checksum,
+               detail::apply_change(load_be16(ip + detail::kIpv4Checksum), detail::change_sum16(old_word, new_word)));
+    store_be16(ip + detail::kIpv4Ttl, new_word);
+    return true;
+  }
+  if (v.family == packet::IpFamily::V6) {
+    if (ip[detail::kIpv6HopLimit] <= 1) return false;
+    --ip[detail::kIpv6HopLimit];
+    return true;
+  }
+  return false;
+}
+
+// Sets the Ethernet destination and source addresses (offset 0); VLAN tags
+// and everything after them stay.
+inline void set_macs(std::uint8_t* frame, const config::Mac& dst, const config::Mac& src) noexcept {
+  std::memcpy(frame, dst.data(), 6);
+  std::memcpy(frame + 6, src.data(), 6);
+}
+
+}  // namespace ctlb::lb
