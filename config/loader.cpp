@@ -1,9 +1,11 @@
 #include "config/loader.hpp"
 
+#include <arpa/inet.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string_view>
@@ -35,6 +37,7 @@ class Node {
 
   const std::string& path() const { return path_; }
   bool is_map() const { return n_.IsMap(); }
+  bool is_list() const { return n_.IsSequence(); }
 
   void require_map(std::string_view what) const {
     if (!n_.IsMap()) fail(std::string(what));
@@ -85,8 +88,10 @@ class Node {
     return n_.Scalar();
   }
 
-  std::uint64_t uint(std::uint64_t min, std::uint64_t max) const {
-    const std::string what = "an integer in " + std::to_string(min) + ".." + std::to_string(max);
+  // `expected` replaces the message "an integer in MIN..MAX" where the range alone does not say enough.
+  std::uint64_t uint(std::uint64_t min, std::uint64_t max, std::string_view expected = {}) const {
+    const std::string what =
+        expected.empty() ? "an integer in " + std::to_string(min) + ".." + std::to_string(max) : std::string(expected);
     if (!n_.IsScalar()) fail(what);
     const std::string& s = n_.Scalar();
     if (s.empty() || s.size() > 19) fail(what);
@@ -127,6 +132,105 @@ class Node {
 };
 
 bool is_power_of_two(std::uint64_t v) { return v && !(v & (v - 1)); }
+
+// Trial division: table sizes are at most kMaxTableSize (about 2^20), so at
+// most a thousand divisions, and the answer never depends on anything else.
+bool is_prime(std::uint64_t v) {
+  if (v < 2) return false;
+  for (std::uint64_t d = 2; d * d <= v; ++d)
+    if (v % d == 0) return false;
+  return true;
+}
+
+// ---- Addresses (mode lb) ----
+
+const char* family_name(std::uint8_t family) { return family == 4 ? "IPv4" : "IPv6"; }
+
+std::optional<IpAddr> parse_ip(const std::string& text) {
+  IpAddr v4;
+  if (inet_pton(AF_INET, text.c_str(), v4.bytes.data()) == 1) {
+    v4.family = 4;
+    return v4;
+  }
+  IpAddr v6;
+  if (inet_pton(AF_INET6, text.c_str(), v6.bytes.data()) == 1) {
+    v6.family = 6;
+    return v6;
+  }
+  return std::nullopt;
+}
+
+std::string to_text(const IpAddr& a) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  inet_ntop(a.family == 4 ? AF_INET : AF_INET6, a.bytes.data(), buf, sizeof buf);
+  return buf;
+}
+
+// "198.18.100.1:80", "[2001:db8::1]:80": the default VIP name, and how
+// messages name an endpoint.
+std::string endpoint_text(const IpAddr& a, std::uint16_t port) {
+  const std::string addr = to_text(a);
+  return (a.family == 6 ? "[" + addr + "]" : addr) + ":" + std::to_string(port);
+}
+
+IpAddr load_ip(const Node& n) {
+  static constexpr const char* kWhat = "an IPv4 or IPv6 address";
+  const auto a = parse_ip(n.str(kWhat));
+  if (!a) n.fail(kWhat);
+  return *a;
+}
+
+Prefix load_prefix(const Node& n) {
+  static constexpr const char* kWhat = "an address with its prefix length, like 198.18.1.1/24 or 2001:db8::1/64";
+  const std::string text = n.str(kWhat);
+  const auto slash = text.find('/');
+  if (slash == std::string::npos) n.fail(kWhat);
+  const auto a = parse_ip(text.substr(0, slash));
+  if (!a) n.fail(kWhat);
+  const std::string len = text.substr(slash + 1);
+  const unsigned max = a->family == 4 ? 32 : 128;
+  const std::string len_what =
+      std::string("an ") + family_name(a->family) + " address with a prefix length in 0.." + std::to_string(max);
+  if (len.empty() || len.size() > 3 || len.find_first_not_of("0123456789") != std::string::npos) n.fail(len_what);
+  const unsigned v = static_cast<unsigned>(std::stoul(len));
+  if (v > max) n.fail(len_what);
+  return Prefix{*a, static_cast<std::uint8_t>(v)};
+}
+
+bool in_prefix(const IpAddr& a, const Prefix& p) {
+  if (a.family != p.addr.family) return false;
+  const std::size_t whole = p.len / 8;
+  for (std::size_t i = 0; i < whole; ++i)
+    if (a.bytes[i] != p.addr.bytes[i]) return false;
+  const unsigned rest = p.len % 8;
+  if (rest == 0) return true;
+  const auto mask = static_cast<std::uint8_t>(0xff << (8 - rest));
+  return (a.bytes[whole] & mask) == (p.addr.bytes[whole] & mask);
+}
+
+bool in_any_prefix(const IpAddr& a, const std::vector<Prefix>& prefixes) {
+  for (const Prefix& p : prefixes)
+    if (in_prefix(a, p)) return true;
+  return false;
+}
+
+Mac load_mac(const Node& n) {
+  static constexpr const char* kWhat = "a MAC address like 02:00:00:00:02:0b";
+  const std::string text = n.str(kWhat);
+  if (text.size() != 17) n.fail(kWhat);
+  auto hex = [&](char ch) -> unsigned {
+    if (ch >= '0' && ch <= '9') return static_cast<unsigned>(ch - '0');
+    if (ch >= 'a' && ch <= 'f') return static_cast<unsigned>(ch - 'a' + 10);
+    if (ch >= 'A' && ch <= 'F') return static_cast<unsigned>(ch - 'A' + 10);
+    n.fail(kWhat);
+  };
+  Mac m;
+  for (std::size_t i = 0; i < m.size(); ++i) {
+    if (i > 0 && text[3 * i - 1] != ':') n.fail(kWhat);
+    m[i] = static_cast<std::uint8_t>(hex(text[3 * i]) << 4 | hex(text[3 * i + 1]));
+  }
+  return m;
+}
 
 std::string digest_of(const std::string& bytes) {
   std::uint64_t h = 1469598103934665603ull;  // FNV-1a 64
@@ -175,9 +279,37 @@ void load_tracking(const Node& n, Tracking& t) {
   if (n.has("timeouts")) load_timeouts(n.child("timeouts"), t.tcp.timeouts);
 }
 
-Port load_port(const Node& n) {
+// A port's gateway: one address, or a list of at most one per family.
+std::vector<Node> gateway_nodes(const Node& port) {
+  const Node g = port.child("gateway");
+  if (g.is_list()) return g.items("a gateway address, or a list of one per family");
+  return {g};
+}
+
+// mode lb: the port's own addresses and its gateways. Rules that span ports
+// are in check_lb_ports.
+void load_port_addresses(const Node& n, Port& p) {
+  static constexpr const char* kWhat =
+      "a list of the port's own addresses with prefix lengths, like [198.18.1.1/24]";
+  const Node list = n.required("addresses", kWhat);
+  for (const Node& an : list.items(kWhat)) p.addresses.push_back(load_prefix(an));
+  if (p.addresses.empty()) list.fail("at least one address (mode lb: the port's own addresses)");
+  if (!n.has("gateway")) return;
+  for (const Node& gn : gateway_nodes(n)) {
+    const IpAddr a = load_ip(gn);
+    IpAddr& slot = a.family == 4 ? p.gateway_v4 : p.gateway_v6;  // a second one fails in check_lb_ports
+    if (!in_any_prefix(a, p.addresses))
+      gn.fail(std::string("an address inside one of this port's ") + family_name(a.family) + " prefixes");
+    for (const Prefix& own : p.addresses)
+      if (own.addr == a) gn.fail("a next hop, not one of the port's own addresses");
+    slot = a;
+  }
+}
+
+Port load_port(const Node& n, Mode mode) {
   n.require_map("a port mapping with name and pci or devargs");
-  n.only_keys({"name", "pci", "devargs", "peer", "rx_descriptors", "tx_descriptors", "link_wait_ms"});
+  n.only_keys({"name", "pci", "devargs", "peer", "addresses", "gateway", "rx_descriptors", "tx_descriptors",
+               "link_wait_ms"});
   Port p;
   p.name = n.required("name", "a port name").str();
   if (p.name.empty()) n.child("name").fail("a non-empty port name");
@@ -195,7 +327,17 @@ Port load_port(const Node& n) {
     p.devargs = n.child("devargs").str("vdev arguments like net_pcap0,rx_pcap=in.pcap");
     if (p.devargs.rfind("net_", 0) != 0) n.child("devargs").fail("vdev arguments starting with a driver name (net_...)");
   }
-  if (n.has("peer")) p.peer = n.child("peer").str("the name of another port");
+  if (n.has("peer")) {
+    if (mode == Mode::Lb) n.child("peer").fail("no peer in mode lb (it forwards by address, not to a peer port)");
+    p.peer = n.child("peer").str("the name of another port");
+  }
+  if (mode == Mode::Lb) {
+    load_port_addresses(n, p);
+  } else {
+    for (std::string_view key : {"addresses", "gateway"})
+      if (n.has(key))
+        n.child(key).fail("no " + std::string(key) + " in mode inline (addresses and gateway are only in mode lb)");
+  }
   auto descriptors = [&](std::string_view key, std::uint16_t& out) {
     if (!n.has(key)) return;
     const Node d = n.child(key);
@@ -209,15 +351,174 @@ Port load_port(const Node& n) {
   return p;
 }
 
+// mode lb, over all ports: no address configured twice, at most one gateway
+// per family.
+void check_lb_ports(const std::vector<Node>& port_nodes, const std::vector<Port>& ports) {
+  std::vector<std::pair<IpAddr, std::string>> seen;  // an address, and the key that configured it
+  std::string gateway_at[2];                          // the key of the IPv4 and of the IPv6 gateway
+  for (std::size_t i = 0; i < ports.size(); ++i) {
+    const auto address_nodes = port_nodes[i].child("addresses").items("a list of addresses");
+    for (std::size_t j = 0; j < address_nodes.size(); ++j) {
+      const IpAddr& a = ports[i].addresses[j].addr;
+      for (const auto& [other, where] : seen)
+        if (other == a) address_nodes[j].fail("an address not already configured (" + where + " has it)");
+      seen.emplace_back(a, address_nodes[j].path());
+    }
+    if (!port_nodes[i].has("gateway")) continue;
+    for (const Node& gn : gateway_nodes(port_nodes[i])) {
+      const IpAddr a = load_ip(gn);
+      std::string& owner = gateway_at[a.family == 4 ? 0 : 1];
+      if (!owner.empty())
+        gn.fail(std::string("at most one ") + family_name(a.family) + " gateway over all ports (" + owner + " is one)");
+      owner = gn.path();
+    }
+  }
+}
+
+bool is_own_address(const IpAddr& a, const std::vector<Port>& ports) {
+  for (const Port& p : ports)
+    for (const Prefix& own : p.addresses)
+      if (own.addr == a) return true;
+  return false;
+}
+
+void load_arp(const Node& n, Arp& arp) {
+  n.require_map("a mapping with retry_ms, retries and reachable_ms");
+  n.only_keys({"retry_ms", "retries", "reachable_ms"});
+  if (n.has("retry_ms")) arp.retry_ms = static_cast<std::uint32_t>(n.child("retry_ms").uint(10, 60000));
+  if (n.has("retries")) arp.retries = static_cast<std::uint32_t>(n.child("retries").uint(1, 10));
+  if (n.has("reachable_ms"))
+    arp.reachable_ms = static_cast<std::uint32_t>(n.child("reachable_ms").uint(1000, 3600000));
+}
+
+Neighbour load_neighbour(const Node& n, const std::vector<Port>& ports, const std::vector<Neighbour>& earlier) {
+  n.require_map("a static neighbour mapping with address, mac and port");
+  n.only_keys({"address", "mac", "port"});
+  Neighbour nb;
+  const Node an = n.required("address", "the neighbour's IPv4 or IPv6 address");
+  nb.address = load_ip(an);
+  const Node mn = n.required("mac", "a MAC address like 02:00:00:00:02:0b");
+  nb.mac = load_mac(mn);
+  // Bit 0 of the first octet: a group address (multicast, and broadcast).
+  if ((nb.mac[0] & 1) != 0 || nb.mac == Mac{}) mn.fail("a unicast MAC address (not multicast, broadcast or zero)");
+  const Node pn = n.required("port", "the name of the port the neighbour is on");
+  nb.port = pn.str("the name of a configured port");
+  const Port* port = nullptr;
+  for (const Port& p : ports)
+    if (p.name == nb.port) port = &p;
+  if (port == nullptr) pn.fail("the name of a configured port");
+  if (is_own_address(nb.address, ports)) an.fail("a neighbour's address, not one of the ports' own addresses");
+  if (!in_any_prefix(nb.address, port->addresses))
+    an.fail(std::string("an address inside one of the ") + family_name(nb.address.family) + " prefixes of port " +
+            nb.port);
+  for (std::size_t i = 0; i < earlier.size(); ++i)
+    if (earlier[i].address == nb.address && earlier[i].port == nb.port)
+      an.fail("an address not already a static neighbour on this port (lb.neighbours[" + std::to_string(i) +
+              "] is)");
+  return nb;
+}
+
+Backend load_backend(const Node& n, const Vip& vip, const std::vector<Port>& ports, const bool has_gateway[2]) {
+  n.require_map("a backend mapping with address and port");
+  n.only_keys({"address", "port", "weight", "state"});
+  Backend b;
+  const Node an = n.required("address", "the backend's IPv4 or IPv6 address");
+  b.address = load_ip(an);
+  const char* family = family_name(vip.address.family);
+  if (b.address.family != vip.address.family) an.fail(std::string("an ") + family + " address, the VIP's family");
+  if (is_own_address(b.address, ports)) an.fail("a backend's address, not one of the ports' own addresses");
+  bool reachable = has_gateway[b.address.family == 4 ? 0 : 1];
+  for (const Port& p : ports) reachable = reachable || in_any_prefix(b.address, p.addresses);
+  if (!reachable) an.fail(std::string("an address inside a port's prefix, or a gateway for ") + family);
+  b.port = static_cast<std::uint16_t>(n.required("port", "the backend's TCP port").uint(1, 65535));
+  if (n.has("weight")) b.weight = static_cast<std::uint32_t>(n.child("weight").uint(1, 65535));
+  if (n.has("state"))
+    b.state = n.child("state").choice<BackendState>(
+        {{"active", BackendState::Active}, {"draining", BackendState::Draining}, {"down", BackendState::Down}});
+  for (std::size_t i = 0; i < vip.backends.size(); ++i)
+    if (vip.backends[i].address == b.address && vip.backends[i].port == b.port)
+      an.fail("a backend not already in this VIP's pool (backends[" + std::to_string(i) + "] is " +
+              endpoint_text(b.address, b.port) + ")");
+  return b;
+}
+
+Vip load_vip(const Node& n, const std::vector<Port>& ports, const bool has_gateway[2], const std::vector<Vip>& earlier,
+             std::size_t& backend_slots) {
+  n.require_map("a VIP mapping with address, port and backends");
+  n.only_keys({"name", "address", "port", "table_size", "backends"});
+  Vip v;
+  const Node an = n.required("address", "the VIP's IPv4 or IPv6 address");
+  v.address = load_ip(an);
+  if (is_own_address(v.address, ports)) an.fail("a VIP address, not one of the ports' own addresses");
+  v.port = static_cast<std::uint16_t>(n.required("port", "the VIP's TCP port").uint(1, 65535));
+  for (std::size_t i = 0; i < earlier.size(); ++i)
+    if (earlier[i].address == v.address && earlier[i].port == v.port)
+      an.fail("a VIP address and port not already used (lb.vips[" + std::to_string(i) + "] is " +
+              endpoint_text(v.address, v.port) + ")");
+  if (n.has("name")) {
+    const Node nn = n.child("name");
+    v.name = nn.str("a VIP name");
+    if (v.name.empty() || v.name.find_first_of(" \t\r\n") != std::string::npos)
+      nn.fail("a non-empty name without spaces");
+    for (std::size_t i = 0; i < earlier.size(); ++i)
+      if (earlier[i].name == v.name)
+        nn.fail("a VIP name not already used (lb.vips[" + std::to_string(i) + "] has it)");
+  } else {
+    v.name = endpoint_text(v.address, v.port);
+    for (std::size_t i = 0; i < earlier.size(); ++i)
+      if (earlier[i].name == v.name)
+        n.fail("a name (its default, " + v.name + ", is lb.vips[" + std::to_string(i) + "]'s name)");
+  }
+  if (n.has("table_size")) {
+    const Node tn = n.child("table_size");
+    const std::string what = "a prime in 7.." + std::to_string(kMaxTableSize) + ", like 65537";
+    const std::uint64_t size = tn.uint(7, kMaxTableSize, what);
+    if (!is_prime(size)) tn.fail(what);
+    v.table_size = static_cast<std::uint32_t>(size);
+  }
+  // May be empty: backends can be added at run time.
+  const Node list = n.required("backends", "a list of backends (it may be empty)");
+  for (const Node& bn : list.items("a list of backends (it may be empty)")) {
+    if (++backend_slots > kMaxBackends)
+      bn.fail("at most " + std::to_string(kMaxBackends) + " backends over all VIPs");
+    v.backends.push_back(load_backend(bn, v, ports, has_gateway));
+  }
+  return v;
+}
+
+void load_lb(const Node& n, const std::vector<Port>& ports, Lb& lb) {
+  n.require_map("a mapping with vips (and optionally unknown_flows, arp, neighbours)");
+  n.only_keys({"unknown_flows", "arp", "neighbours", "vips"});
+  if (n.has("unknown_flows"))
+    lb.unknown_flows = n.child("unknown_flows")
+                           .choice<UnknownFlows>({{"loose", UnknownFlows::Loose}, {"strict", UnknownFlows::Strict}});
+  if (n.has("arp")) load_arp(n.child("arp"), lb.arp);
+  if (n.has("neighbours"))
+    for (const Node& nn : n.child("neighbours").items("a list of static neighbours"))
+      lb.neighbours.push_back(load_neighbour(nn, ports, lb.neighbours));
+  const Node vips = n.required("vips", "a list of VIPs");
+  const auto items = vips.items("a list of VIPs");
+  if (items.empty()) vips.fail("at least one VIP");
+  bool has_gateway[2] = {false, false};  // IPv4, IPv6
+  for (const Port& p : ports) {
+    has_gateway[0] = has_gateway[0] || p.gateway_v4.family != 0;
+    has_gateway[1] = has_gateway[1] || p.gateway_v6.family != 0;
+  }
+  std::size_t backend_slots = 0;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i == kMaxVips) items[i].fail("at most " + std::to_string(kMaxVips) + " VIPs");
+    lb.vips.push_back(load_vip(items[i], ports, has_gateway, lb.vips, backend_slots));
+  }
+}
+
 Config load_node(const YAML::Node& root, const std::string& file) {
   Config c;
   c.file = file;
   const Node top(root, "", &c.file);
   top.require_map("a YAML mapping at the top level");
-  top.only_keys({"mode", "file_prefix", "lcores", "eal_args", "mempool", "ports", "tracking", "control"});
+  top.only_keys({"mode", "file_prefix", "lcores", "eal_args", "mempool", "ports", "tracking", "lb", "control"});
 
   if (top.has("mode")) c.mode = top.child("mode").choice<Mode>({{"inline", Mode::Inline}, {"lb", Mode::Lb}});
-  if (c.mode == Mode::Lb) top.child("mode").fail("inline (mode lb comes with the load balancer)");
   if (top.has("file_prefix")) {
     const Node fp = top.child("file_prefix");
     c.file_prefix = fp.str();
@@ -258,7 +559,7 @@ Config load_node(const YAML::Node& root, const std::string& file) {
   std::set<std::string> names;
   const Node ports = top.required("ports", "a list of ports");
   for (const Node& pn : ports.items("a list of ports")) {
-    Port p = load_port(pn);
+    Port p = load_port(pn, c.mode);
     if (!names.insert(p.name).second) pn.child("name").fail("a port name not already used");
     c.ports.push_back(std::move(p));
   }
@@ -273,7 +574,23 @@ Config load_node(const YAML::Node& root, const std::string& file) {
     if (!names.count(p.peer)) pn.child("peer").fail("the name of a configured port");
   }
 
+  if (c.mode == Mode::Lb) check_lb_ports(port_items, c.ports);
+
   if (top.has("tracking")) load_tracking(top.child("tracking"), c.tracking);
+
+  if (c.mode == Mode::Lb) {
+    load_lb(top.required("lb", "a mapping with vips (mode lb)"), c.ports, c.lb);
+    // A non-SYN packet with no entry is picked up mid-stream exactly when
+    // unknown_flows is loose; tracking.pickup may say so again, not otherwise.
+    const bool loose = c.lb.unknown_flows == UnknownFlows::Loose;
+    if (top.has("tracking") && top.child("tracking").has("pickup") && c.tracking.tcp.loose != loose)
+      top.child("tracking").child("pickup").fail(std::string(loose ? "true" : "false") +
+                                                 ", or no pickup: in mode lb it follows lb.unknown_flows (" +
+                                                 (loose ? "loose" : "strict") + ")");
+    c.tracking.tcp.loose = loose;
+  } else if (top.has("lb")) {
+    top.child("lb").fail("no lb section in mode inline (it is only in mode lb)");
+  }
   if (top.has("control")) {
     const Node cn = top.child("control");
     cn.require_map("a mapping");

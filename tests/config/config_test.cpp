@@ -8,6 +8,7 @@
 
 namespace {
 
+using ctlb::config::IpAddr;
 using ctlb::config::load_file;
 using ctlb::config::load_string;
 
@@ -134,10 +135,458 @@ TEST(Config, MissingFile) {
 }
 
 TEST(Config, ShippedExamplesLoad) {
-  for (const char* name : {"pcap-inline.yaml", "nic-inline.yaml", "afpacket-inline.yaml"}) {
+  for (const char* name : {"pcap-inline.yaml", "nic-inline.yaml", "afpacket-inline.yaml", "lb-afpacket.yaml"}) {
     auto r = load_file(std::string(CONFIG_EXAMPLES_DIR) + "/" + name);
     EXPECT_TRUE(r.ok()) << name << ": " << (r.ok() ? "" : r.error().message);
   }
+}
+
+
+// ---- mode lb ----
+
+// Every lb key, both gateway forms, an IPv6 VIP, a backend behind the gateway,
+// and tracking after lb (the order of sections does not matter).
+const std::string kGoodLb = R"(mode: lb
+lcores:
+  main: 0
+  workers: [1]
+ports:
+  - name: clients
+    devargs: net_null0
+    addresses: [198.18.1.1/24, "2001:db8:1::1/64"]
+    gateway: 198.18.1.254
+  - name: backends
+    devargs: net_null1
+    addresses: [198.18.2.1/24, "2001:db8:2::1/64"]
+    gateway: ["2001:db8:2::fe"]
+lb:
+  unknown_flows: strict
+  arp: {retry_ms: 500, retries: 5, reachable_ms: 30000}
+  neighbours:
+    - {address: 198.18.2.11, mac: "02:00:00:00:02:0B", port: backends}
+  vips:
+    - name: web
+      address: 198.18.100.1
+      port: 80
+      table_size: 251
+      backends:
+        - {address: 198.18.2.11, port: 8080, weight: 3, state: draining}
+        - {address: 198.18.2.12, port: 8080}
+        - {address: 203.0.113.7, port: 8443, state: down}
+    - address: "2001:db8:100::1"
+      port: 443
+      backends:
+        - {address: "2001:db8:2::11", port: 443}
+    - address: 198.18.100.2
+      port: 22
+      backends: []
+tracking:
+  pickup: false
+)";
+
+IpAddr v4(std::uint8_t a, std::uint8_t b, std::uint8_t c, std::uint8_t d) {
+  IpAddr ip;
+  ip.family = 4;
+  ip.bytes[0] = a;
+  ip.bytes[1] = b;
+  ip.bytes[2] = c;
+  ip.bytes[3] = d;
+  return ip;
+}
+
+// 2001:db8:NET::HOST
+IpAddr v6(std::uint16_t net, std::uint16_t host) {
+  IpAddr ip;
+  ip.family = 6;
+  ip.bytes[0] = 0x20;
+  ip.bytes[1] = 0x01;
+  ip.bytes[2] = 0x0d;
+  ip.bytes[3] = 0xb8;
+  ip.bytes[4] = static_cast<std::uint8_t>(net >> 8);
+  ip.bytes[5] = static_cast<std::uint8_t>(net);
+  ip.bytes[14] = static_cast<std::uint8_t>(host >> 8);
+  ip.bytes[15] = static_cast<std::uint8_t>(host);
+  return ip;
+}
+
+TEST(ConfigLb, GoodFileLoads) {
+  using namespace ctlb::config;
+  auto r = load_string(kGoodLb, "test.yaml");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  const Config& c = r.value();
+  EXPECT_EQ(c.mode, Mode::Lb);
+  ASSERT_EQ(c.ports.size(), 2u);
+  const Port& clients = c.ports[0];
+  EXPECT_EQ(clients.name, "clients");
+  EXPECT_EQ(clients.peer, "");
+  ASSERT_EQ(clients.addresses.size(), 2u);
+  EXPECT_EQ(clients.addresses[0].addr, v4(198, 18, 1, 1));
+  EXPECT_EQ(clients.addresses[0].len, 24);
+  EXPECT_EQ(clients.addresses[1].addr, v6(1, 1));
+  EXPECT_EQ(clients.addresses[1].len, 64);
+  EXPECT_EQ(clients.gateway_v4, v4(198, 18, 1, 254));
+  EXPECT_EQ(clients.gateway_v6, IpAddr{});
+  const Port& backends = c.ports[1];
+  ASSERT_EQ(backends.addresses.size(), 2u);
+  EXPECT_EQ(backends.addresses[0].addr, v4(198, 18, 2, 1));
+  EXPECT_EQ(backends.addresses[1].addr, v6(2, 1));
+  EXPECT_EQ(backends.gateway_v4, IpAddr{});
+  EXPECT_EQ(backends.gateway_v6, v6(2, 0xfe));
+
+  const Lb& lb = c.lb;
+  EXPECT_EQ(lb.unknown_flows, UnknownFlows::Strict);
+  EXPECT_FALSE(c.tracking.tcp.loose);
+  EXPECT_EQ(lb.arp.retry_ms, 500u);
+  EXPECT_EQ(lb.arp.retries, 5u);
+  EXPECT_EQ(lb.arp.reachable_ms, 30000u);
+  ASSERT_EQ(lb.neighbours.size(), 1u);
+  EXPECT_EQ(lb.neighbours[0].address, v4(198, 18, 2, 11));
+  EXPECT_EQ(lb.neighbours[0].mac, (Mac{0x02, 0, 0, 0, 0x02, 0x0b}));
+  EXPECT_EQ(lb.neighbours[0].port, "backends");
+
+  ASSERT_EQ(lb.vips.size(), 3u);
+  const Vip& web = lb.vips[0];
+  EXPECT_EQ(web.name, "web");
+  EXPECT_EQ(web.address, v4(198, 18, 100, 1));
+  EXPECT_EQ(web.port, 80);
+  EXPECT_EQ(web.table_size, 251u);
+  ASSERT_EQ(web.backends.size(), 3u);
+  EXPECT_EQ(web.backends[0].address, v4(198, 18, 2, 11));
+  EXPECT_EQ(web.backends[0].port, 8080);
+  EXPECT_EQ(web.backends[0].weight, 3u);
+  EXPECT_EQ(web.backends[0].state, BackendState::Draining);
+  EXPECT_EQ(web.backends[1].address, v4(198, 18, 2, 12));
+  EXPECT_EQ(web.backends[1].weight, 1u);
+  EXPECT_EQ(web.backends[1].state, BackendState::Active);
+  EXPECT_EQ(web.backends[2].address, v4(203, 0, 113, 7));
+  EXPECT_EQ(web.backends[2].port, 8443);
+  EXPECT_EQ(web.backends[2].state, BackendState::Down);
+
+  const Vip& https6 = lb.vips[1];
+  EXPECT_EQ(https6.name, "[2001:db8:100::1]:443");
+  EXPECT_EQ(https6.address, v6(0x100, 1));
+  EXPECT_EQ(https6.port, 443);
+  EXPECT_EQ(https6.table_size, 65537u);
+  ASSERT_EQ(https6.backends.size(), 1u);
+  EXPECT_EQ(https6.backends[0].address, v6(2, 0x11));
+  EXPECT_EQ(https6.backends[0].port, 443);
+
+  const Vip& ssh = lb.vips[2];
+  EXPECT_EQ(ssh.name, "198.18.100.2:22");
+  EXPECT_TRUE(ssh.backends.empty());
+}
+
+TEST(ConfigLb, DefaultsAndPickupFollowsUnknownFlows) {
+  auto r = load_string(replace(replace(replace(kGoodLb, "  unknown_flows: strict\n", ""),
+                                       "  arp: {retry_ms: 500, retries: 5, reachable_ms: 30000}\n", ""),
+                               "tracking:\n  pickup: false\n", ""),
+                       "test.yaml");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  const auto& c = r.value();
+  EXPECT_EQ(c.lb.unknown_flows, ctlb::config::UnknownFlows::Loose);
+  EXPECT_TRUE(c.tracking.tcp.loose);
+  EXPECT_EQ(c.lb.arp.retry_ms, 1000u);
+  EXPECT_EQ(c.lb.arp.retries, 3u);
+  EXPECT_EQ(c.lb.arp.reachable_ms, 60000u);
+}
+
+TEST(ConfigLb, ExampleLoads) {
+  using namespace ctlb::config;
+  auto r = load_file(std::string(CONFIG_EXAMPLES_DIR) + "/lb-afpacket.yaml");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  const Config& c = r.value();
+  EXPECT_EQ(c.mode, Mode::Lb);
+  ASSERT_EQ(c.ports.size(), 2u);
+  EXPECT_EQ(c.ports[0].gateway_v4, v4(198, 18, 1, 254));
+  ASSERT_EQ(c.lb.vips.size(), 1u);
+  const Vip& vip = c.lb.vips[0];
+  EXPECT_EQ(vip.address, v4(198, 18, 100, 1));
+  EXPECT_EQ(vip.port, 80);
+  ASSERT_EQ(vip.backends.size(), 3u);
+  for (std::uint8_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(vip.backends[i].address, v4(198, 18, 2, static_cast<std::uint8_t>(11 + i)));
+    EXPECT_EQ(vip.backends[i].port, 8080);
+  }
+  EXPECT_TRUE(c.tracking.tcp.loose);
+}
+
+TEST(ConfigLb, LbSectionRequiredInModeLb) {
+  const auto at = kGoodLb.find("lb:\n");
+  const auto end = kGoodLb.find("tracking:\n");
+  std::string yaml = kGoodLb;
+  yaml.erase(at, end - at);
+  EXPECT_EQ(error_of(yaml), "test.yaml:1:1: lb: missing, expected a mapping with vips (mode lb)");
+}
+
+TEST(ConfigLb, LbSectionOnlyInModeLb) {
+  EXPECT_EQ(error_of(kGood + "lb:\n  vips: []\n"),
+            "test.yaml:20:3: lb: expected no lb section in mode inline (it is only in mode lb) (found a mapping)");
+}
+
+TEST(ConfigLb, AddressesOnlyInModeLb) {
+  EXPECT_EQ(error_of(replace(kGood, "    peer: b\n", "    peer: b\n    addresses: [198.18.1.1/24]\n")),
+            "test.yaml:9:16: ports[0].addresses: expected no addresses in mode inline (addresses and gateway are "
+            "only in mode lb) (found a list)");
+}
+
+TEST(ConfigLb, GatewayOnlyInModeLb) {
+  EXPECT_EQ(error_of(replace(kGood, "    peer: b\n", "    peer: b\n    gateway: 198.18.1.254\n")),
+            "test.yaml:9:14: ports[0].gateway: expected no gateway in mode inline (addresses and gateway are only "
+            "in mode lb) (found '198.18.1.254')");
+}
+
+TEST(ConfigLb, PeerRejectedInModeLb) {
+  EXPECT_EQ(error_of(replace(kGoodLb, "    devargs: net_null1\n", "    devargs: net_null1\n    peer: clients\n")),
+            "test.yaml:12:11: ports[1].peer: expected no peer in mode lb (it forwards by address, not to a peer "
+            "port) (found 'clients')");
+}
+
+TEST(ConfigLb, PortNeedsAddresses) {
+  EXPECT_EQ(error_of(replace(kGoodLb, "    addresses: [198.18.2.1/24, \"2001:db8:2::1/64\"]\n", "")),
+            "test.yaml:10:5: ports[1].addresses: missing, expected a list of the port's own addresses with prefix "
+            "lengths, like [198.18.1.1/24]");
+  EXPECT_EQ(error_of(replace(kGoodLb, "[198.18.2.1/24, \"2001:db8:2::1/64\"]", "[]")),
+            "test.yaml:12:16: ports[1].addresses: expected at least one address (mode lb: the port's own "
+            "addresses) (found a list)");
+}
+
+TEST(ConfigLb, BadAddress) {
+  EXPECT_EQ(error_of(replace(kGoodLb, "address: 198.18.100.1", "address: 198.18.100.256")),
+            "test.yaml:21:16: lb.vips[0].address: expected an IPv4 or IPv6 address (found '198.18.100.256')");
+  EXPECT_EQ(error_of(replace(kGoodLb, "gateway: 198.18.1.254", "gateway: gw.example")),
+            "test.yaml:9:14: ports[0].gateway: expected an IPv4 or IPv6 address (found 'gw.example')");
+}
+
+TEST(ConfigLb, BadPrefix) {
+  EXPECT_EQ(error_of(replace(kGoodLb, "[198.18.1.1/24,", "[198.18.1.1,")),
+            "test.yaml:8:17: ports[0].addresses[0]: expected an address with its prefix length, like "
+            "198.18.1.1/24 or 2001:db8::1/64 (found '198.18.1.1')");
+  EXPECT_EQ(error_of(replace(kGoodLb, "[198.18.1.1/24,", "[198.18.1.1/33,")),
+            "test.yaml:8:17: ports[0].addresses[0]: expected an IPv4 address with a prefix length in 0..32 "
+            "(found '198.18.1.1/33')");
+  EXPECT_EQ(error_of(replace(kGoodLb, "\"2001:db8:1::1/64\"", "\"2001:db8:1::1/129\"")),
+            "test.yaml:8:32: ports[0].addresses[1]: expected an IPv6 address with a prefix length in 0..128 "
+            "(found '2001:db8:1::1/129')");
+}
+
+TEST(ConfigLb, BadMac) {
+  EXPECT_EQ(error_of(replace(kGoodLb, "\"02:00:00:00:02:0B\"", "\"02:00:00:00:02\"")),
+            "test.yaml:18:35: lb.neighbours[0].mac: expected a MAC address like 02:00:00:00:02:0b "
+            "(found '02:00:00:00:02')");
+  EXPECT_EQ(error_of(replace(kGoodLb, "\"02:00:00:00:02:0B\"", "\"02-00-00-00-02-0B\"")),
+            "test.yaml:18:35: lb.neighbours[0].mac: expected a MAC address like 02:00:00:00:02:0b "
+            "(found '02-00-00-00-02-0B')");
+  EXPECT_EQ(error_of(replace(kGoodLb, "\"02:00:00:00:02:0B\"", "\"02:00:00:00:02:0g\"")),
+            "test.yaml:18:35: lb.neighbours[0].mac: expected a MAC address like 02:00:00:00:02:0b "
+            "(found '02:00:00:00:02:0g')");
+}
+
+TEST(ConfigLb, NeighbourMacMustBeUnicast) {
+  EXPECT_EQ(error_of(replace(kGoodLb, "\"02:00:00:00:02:0B\"", "\"01:00:5e:00:00:01\"")),
+            "test.yaml:18:35: lb.neighbours[0].mac: expected a unicast MAC address (not multicast, broadcast or "
+            "zero) (found '01:00:5e:00:00:01')");
+  EXPECT_EQ(error_of(replace(kGoodLb, "\"02:00:00:00:02:0B\"", "\"ff:ff:ff:ff:ff:ff\"")),
+            "test.yaml:18:35: lb.neighbours[0].mac: expected a unicast MAC address (not multicast, broadcast or "
+            "zero) (found 'ff:ff:ff:ff:ff:ff')");
+}
+
+TEST(ConfigLb, AddressConfiguredTwice) {
+  EXPECT_EQ(error_of(replace(kGoodLb, "[198.18.2.1/24,", "[198.18.1.1/16,")),
+            "test.yaml:12:17: ports[1].addresses[0]: expected an address not already configured "
+            "(ports[0].addresses[0] has it) (found '198.18.1.1/16')");
+}
+
+TEST(ConfigLb, VipIsNotAPortAddress) {
+  EXPECT_EQ(error_of(replace(kGoodLb, "address: 198.18.100.2", "address: 198.18.2.1")),
+            "test.yaml:32:16: lb.vips[2].address: expected a VIP address, not one of the ports' own addresses "
+            "(found '198.18.2.1')");
+}
+
+TEST(ConfigLb, OneGatewayPerFamily) {
+  EXPECT_EQ(error_of(replace(kGoodLb, "[\"2001:db8:2::fe\"]", "[\"2001:db8:2::fe\", 198.18.2.254]")),
+            "test.yaml:13:33: ports[1].gateway[1]: expected at most one IPv4 gateway over all ports "
+            "(ports[0].gateway is one) (found '198.18.2.254')");
+  EXPECT_EQ(error_of(replace(kGoodLb, "[\"2001:db8:2::fe\"]", "[\"2001:db8:2::fe\", \"2001:db8:2::fd\"]")),
+            "test.yaml:13:33: ports[1].gateway[1]: expected at most one IPv6 gateway over all ports "
+            "(ports[1].gateway[0] is one) (found '2001:db8:2::fd')");
+}
+
+TEST(ConfigLb, GatewayInsideThePortsPrefix) {
+  EXPECT_EQ(error_of(replace(kGoodLb, "gateway: 198.18.1.254", "gateway: 198.18.2.254")),
+            "test.yaml:9:14: ports[0].gateway: expected an address inside one of this port's IPv4 prefixes "
+            "(found '198.18.2.254')");
+  EXPECT_EQ(error_of(replace(kGoodLb, "gateway: 198.18.1.254", "gateway: 198.18.1.1")),
+            "test.yaml:9:14: ports[0].gateway: expected a next hop, not one of the port's own addresses "
+            "(found '198.18.1.1')");
+}
+
+TEST(ConfigLb, DuplicateVip) {
+  EXPECT_EQ(error_of(replace(kGoodLb, "address: 198.18.100.2\n      port: 22",
+                             "address: 198.18.100.1\n      port: 80")),
+            "test.yaml:32:16: lb.vips[2].address: expected a VIP address and port not already used (lb.vips[0] is "
+            "198.18.100.1:80) (found '198.18.100.1')");
+}
+
+TEST(ConfigLb, DuplicateVipName) {
+  EXPECT_EQ(error_of(replace(kGoodLb, "    - address: 198.18.100.2\n",
+                             "    - name: web\n      address: 198.18.100.2\n")),
+            "test.yaml:32:13: lb.vips[2].name: expected a VIP name not already used (lb.vips[0] has it) "
+            "(found 'web')");
+  // An explicit name taken by a later VIP's default name.
+  EXPECT_EQ(error_of(replace(kGoodLb, "name: web", "name: 198.18.100.2:22")),
+            "test.yaml:32:7: lb.vips[2]: expected a name (its default, 198.18.100.2:22, is lb.vips[0]'s name) "
+            "(found a mapping)");
+}
+
+// VIPs or backends beyond the limits, appended to kGoodLb's list of VIPs.
+std::string with_extra_vips(std::size_t vips, std::size_t backends_each) {
+  std::string extra;
+  for (std::size_t i = 0; i < vips; ++i) {
+    extra += "    - address: 198.18.101.1\n      port: " + std::to_string(1000 + i) + "\n";
+    if (backends_each == 0) {
+      extra += "      backends: []\n";
+      continue;
+    }
+    extra += "      backends:\n";
+    for (std::size_t b = 0; b < backends_each; ++b)
+      extra += "        - {address: 198.18.2.20, port: " + std::to_string(1 + b) + "}\n";
+  }
+  return replace(kGoodLb, "tracking:\n", extra + "tracking:\n");
+}
+
+TEST(ConfigLb, AtMostMaxVips) {
+  ASSERT_TRUE(load_string(with_extra_vips(ctlb::config::kMaxVips - 3, 0), "test.yaml").ok());
+  EXPECT_EQ(error_of(with_extra_vips(ctlb::config::kMaxVips - 2, 0)),
+            "test.yaml:218:7: lb.vips[64]: expected at most 64 VIPs (found a mapping)");
+}
+
+TEST(ConfigLb, AtMostMaxBackendsOverAllVips) {
+  // kGoodLb has 4 backends; 4 more VIPs of 255 make 1024. With 256 each, the
+  // 1025th is the 253rd of the last VIP.
+  ASSERT_TRUE(load_string(with_extra_vips(4, 255), "test.yaml").ok());
+  EXPECT_EQ(error_of(with_extra_vips(4, 256)),
+            "test.yaml:1067:11: lb.vips[6].backends[252]: expected at most 1024 backends over all VIPs "
+            "(found a mapping)");
+}
+
+TEST(ConfigLb, BackendHasTheVipsFamily) {
+  EXPECT_EQ(error_of(replace(kGoodLb, "{address: 198.18.2.12, port: 8080}",
+                             "{address: \"2001:db8:2::12\", port: 8080}")),
+            "test.yaml:26:21: lb.vips[0].backends[1].address: expected an IPv4 address, the VIP's family "
+            "(found '2001:db8:2::12')");
+  EXPECT_EQ(error_of(replace(kGoodLb, "{address: \"2001:db8:2::11\", port: 443}", "{address: 198.18.2.11, port: 443}")),
+            "test.yaml:31:21: lb.vips[1].backends[0].address: expected an IPv6 address, the VIP's family "
+            "(found '198.18.2.11')");
+}
+
+TEST(ConfigLb, DuplicateBackend) {
+  EXPECT_EQ(error_of(replace(kGoodLb, "{address: 198.18.2.12, port: 8080}", "{address: 198.18.2.11, port: 8080}")),
+            "test.yaml:26:21: lb.vips[0].backends[1].address: expected a backend not already in this VIP's pool "
+            "(backends[0] is 198.18.2.11:8080) (found '198.18.2.11')");
+  // The same address on another port is another backend.
+  EXPECT_TRUE(load_string(replace(kGoodLb, "{address: 198.18.2.12, port: 8080}", "{address: 198.18.2.11, port: 8081}"),
+                          "test.yaml")
+                  .ok());
+}
+
+TEST(ConfigLb, BackendNeedsAddressAndPort) {
+  EXPECT_EQ(error_of(replace(kGoodLb, "{address: 198.18.2.12, port: 8080}", "{port: 8080}")),
+            "test.yaml:26:11: lb.vips[0].backends[1].address: missing, expected the backend's IPv4 or IPv6 address");
+  EXPECT_EQ(error_of(replace(kGoodLb, "{address: 198.18.2.12, port: 8080}", "{address: 198.18.2.12}")),
+            "test.yaml:26:11: lb.vips[0].backends[1].port: missing, expected the backend's TCP port");
+}
+
+TEST(ConfigLb, BackendWeightAndState) {
+  EXPECT_EQ(error_of(replace(kGoodLb, "weight: 3", "weight: 0")),
+            "test.yaml:25:54: lb.vips[0].backends[0].weight: expected an integer in 1..65535 (found '0')");
+  EXPECT_EQ(error_of(replace(kGoodLb, "state: draining", "state: drained")),
+            "test.yaml:25:64: lb.vips[0].backends[0].state: expected active | draining | down (found 'drained')");
+}
+
+TEST(ConfigLb, TableSizeIsAPrimeInRange) {
+  EXPECT_EQ(error_of(replace(kGoodLb, "table_size: 251", "table_size: 65536")),
+            "test.yaml:23:19: lb.vips[0].table_size: expected a prime in 7..1048573, like 65537 (found '65536')");
+  EXPECT_EQ(error_of(replace(kGoodLb, "table_size: 251", "table_size: 5")),
+            "test.yaml:23:19: lb.vips[0].table_size: expected a prime in 7..1048573, like 65537 (found '5')");
+  EXPECT_EQ(error_of(replace(kGoodLb, "table_size: 251", "table_size: 1048583")),  // prime, too large
+            "test.yaml:23:19: lb.vips[0].table_size: expected a prime in 7..1048573, like 65537 (found '1048583')");
+  EXPECT_TRUE(load_string(replace(kGoodLb, "table_size: 251", "table_size: 1048573"), "test.yaml").ok());
+  EXPECT_TRUE(load_string(replace(kGoodLb, "table_size: 251", "table_size: 7"), "test.yaml").ok());
+}
+
+TEST(ConfigLb, BackendMustBeReachable) {
+  // 203.0.113.7 is reachable only through the IPv4 gateway.
+  EXPECT_EQ(error_of(replace(kGoodLb, "    gateway: 198.18.1.254\n", "")),
+            "test.yaml:26:21: lb.vips[0].backends[2].address: expected an address inside a port's prefix, or a "
+            "gateway for IPv4 (found '203.0.113.7')");
+  // 2001:db8:3::11 is outside both IPv6 prefixes and there is no IPv6 gateway.
+  EXPECT_EQ(error_of(replace(replace(kGoodLb, "    gateway: [\"2001:db8:2::fe\"]\n", ""), "\"2001:db8:2::11\"",
+                             "\"2001:db8:3::11\"")),
+            "test.yaml:30:21: lb.vips[1].backends[0].address: expected an address inside a port's prefix, or a "
+            "gateway for IPv6 (found '2001:db8:3::11')");
+}
+
+TEST(ConfigLb, BackendIsNotAPortAddress) {
+  EXPECT_EQ(error_of(replace(kGoodLb, "{address: 198.18.2.12, port: 8080}", "{address: 198.18.2.1, port: 8080}")),
+            "test.yaml:26:21: lb.vips[0].backends[1].address: expected a backend's address, not one of the ports' "
+            "own addresses (found '198.18.2.1')");
+}
+
+TEST(ConfigLb, NeighbourPortMustExist) {
+  EXPECT_EQ(error_of(replace(kGoodLb, "port: backends}", "port: servers}")),
+            "test.yaml:18:62: lb.neighbours[0].port: expected the name of a configured port (found 'servers')");
+}
+
+TEST(ConfigLb, NeighbourInsideItsPortsPrefix) {
+  EXPECT_EQ(error_of(replace(kGoodLb, "port: backends}", "port: clients}")),
+            "test.yaml:18:17: lb.neighbours[0].address: expected an address inside one of the IPv4 prefixes of "
+            "port clients (found '198.18.2.11')");
+  EXPECT_EQ(error_of(replace(kGoodLb, "{address: 198.18.2.11, mac:", "{address: 198.18.2.1, mac:")),
+            "test.yaml:18:17: lb.neighbours[0].address: expected a neighbour's address, not one of the ports' own "
+            "addresses (found '198.18.2.1')");
+}
+
+TEST(ConfigLb, NeighbourListedTwice) {
+  const std::string line = "    - {address: 198.18.2.11, mac: \"02:00:00:00:02:0B\", port: backends}\n";
+  EXPECT_EQ(error_of(replace(kGoodLb, line, line + line)),
+            "test.yaml:19:17: lb.neighbours[1].address: expected an address not already a static neighbour on this "
+            "port (lb.neighbours[0] is) (found '198.18.2.11')");
+}
+
+TEST(ConfigLb, ArpRanges) {
+  EXPECT_EQ(error_of(replace(kGoodLb, "retry_ms: 500", "retry_ms: 5")),
+            "test.yaml:16:19: lb.arp.retry_ms: expected an integer in 10..60000 (found '5')");
+  EXPECT_EQ(error_of(replace(kGoodLb, "retries: 5", "retries: 11")),
+            "test.yaml:16:33: lb.arp.retries: expected an integer in 1..10 (found '11')");
+  EXPECT_EQ(error_of(replace(kGoodLb, "reachable_ms: 30000", "reachable_ms: 3600001")),
+            "test.yaml:16:50: lb.arp.reachable_ms: expected an integer in 1000..3600000 (found '3600001')");
+}
+
+TEST(ConfigLb, UnknownFlowsIsLooseOrStrict) {
+  EXPECT_EQ(error_of(replace(kGoodLb, "unknown_flows: strict", "unknown_flows: drop")),
+            "test.yaml:15:18: lb.unknown_flows: expected loose | strict (found 'drop')");
+}
+
+TEST(ConfigLb, AtLeastOneVip) {
+  const auto at = kGoodLb.find("    - name: web\n");
+  const auto end = kGoodLb.find("tracking:\n");
+  std::string yaml = kGoodLb;
+  yaml.replace(at, end - at, "");
+  EXPECT_EQ(error_of(replace(yaml, "  vips:\n", "  vips: []\n")),
+            "test.yaml:19:9: lb.vips: expected at least one VIP (found a list)");
+}
+
+TEST(ConfigLb, PickupMustMatchUnknownFlows) {
+  // tracking after lb
+  EXPECT_EQ(error_of(replace(kGoodLb, "pickup: false", "pickup: true")),
+            "test.yaml:36:11: tracking.pickup: expected false, or no pickup: in mode lb it follows "
+            "lb.unknown_flows (strict) (found 'true')");
+  // tracking before lb, unknown_flows by default loose
+  std::string yaml = replace(replace(kGoodLb, "tracking:\n  pickup: false\n", ""), "  unknown_flows: strict\n", "");
+  yaml = replace(yaml, "lb:\n", "tracking:\n  pickup: false\nlb:\n");
+  EXPECT_EQ(error_of(yaml),
+            "test.yaml:15:11: tracking.pickup: expected true, or no pickup: in mode lb it follows "
+            "lb.unknown_flows (loose) (found 'false')");
 }
 
 }  // namespace
