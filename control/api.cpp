@@ -64,13 +64,13 @@ Json with_ok(Json result) {
 }  // namespace
 
 std::string handle_api(const std::string& line, const View& view, const std::vector<shm::Stat>& extra,
-                       std::uint64_t now_ms) {
+                       std::uint64_t now_ms, const LbHooks& lb) {
   std::string parse_error;
   const auto req = Json::parse(line, &parse_error);
   if (!req) return error_line("request is not valid JSON: " + parse_error);
   if (!req->is_object()) return error_line("request must be a JSON object");
   const Json* cmd = req->get("cmd");
-  if (!cmd || !cmd->is_string()) return error_line("request needs \"cmd\": ping, stats, flows or stuck");
+  if (!cmd || !cmd->is_string()) return error_line("request needs \"cmd\": ping, stats, flows, stuck, lb or backend");
   try {
     const std::string& c = cmd->as_string();
     if (c == "ping") {
@@ -103,7 +103,36 @@ std::string handle_api(const std::string& line, const View& view, const std::vec
       const std::uint32_t limit = get_uint(*req, "limit", 100, kMaxLimit);
       return with_ok(query_stuck(view, threshold, now_ms, limit)).dump();
     }
-    return error_line("unknown cmd '" + c + "' (expected ping, stats, flows or stuck)");
+    if (c == "lb") {
+      only_keys(*req, {"cmd"});
+      if (!lb.view || !lb.view->zone) return error_line("the dataplane does not run in mode lb");
+      return with_ok(query_lb(*lb.view, view)).dump();
+    }
+    if (c == "backend") {
+      only_keys(*req, {"cmd", "op", "vip", "backend", "weight"});
+      if (!lb.view || !lb.view->zone || !lb.change) return error_line("the dataplane does not run in mode lb");
+      auto text = [&](const char* key) {
+        const Json* v = req->get(key);
+        if (!v || !v->is_string()) throw ApiError{std::string("\"") + key + "\" must be a string"};
+        return v->as_string();
+      };
+      const std::string op_name = text("op");
+      lb::Op op;
+      if (op_name == "add") op = lb::Op::Add;
+      else if (op_name == "remove") op = lb::Op::Remove;
+      else if (op_name == "drain") op = lb::Op::Drain;
+      else if (op_name == "down") op = lb::Op::Down;
+      else if (op_name == "weight") op = lb::Op::Weight;
+      else throw ApiError{"unknown op '" + op_name + "' (expected add, remove, drain, down or weight)"};
+      if ((op == lb::Op::Weight) && !req->get("weight")) throw ApiError{"op weight needs \"weight\""};
+      if (op != lb::Op::Add && op != lb::Op::Weight && req->get("weight"))
+        throw ApiError{"\"weight\" goes with op add or weight only"};
+      const std::uint32_t weight = get_uint(*req, "weight", 1, 65535);
+      const std::string err = lb.change(op, text("vip"), text("backend"), weight);
+      if (!err.empty()) return error_line(err);
+      return with_ok(query_lb(*lb.view, view)).dump();
+    }
+    return error_line("unknown cmd '" + c + "' (expected ping, stats, flows, stuck, lb or backend)");
   } catch (const ApiError& e) {
     return error_line(e.message);
   }

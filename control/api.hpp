@@ -6,19 +6,30 @@
 //   {"cmd":"flows", "state":"CLOSE_WAIT", "initiator":"FIN_WAIT_2", "responder":"CLOSE_WAIT",
 //    "older_than_s":60, "port":80, "limit":100}            (every filter optional)
 //   {"cmd":"stuck", "threshold_s":60, "limit":100}
+//   {"cmd":"lb"}                                             (mode lb: VIPs, backends, counters)
+//   {"cmd":"backend", "op":"add|remove|drain|down|weight", "vip":"web" or "ADDR:PORT",
+//    "backend":"ADDR:PORT", "weight":N}                       (weight: add and weight only)
 // Answers carry "ok": true and the result's fields, or "ok": false and
 // "error": a one-line reason.
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "control/lb_admin.hpp"
 #include "control/query.hpp"
 
 namespace ctlb::control {
 
 inline constexpr std::uint32_t kMaxLimit = 100000;
 
+// Mode lb: the LB state to report, and how to publish a change (ctlb-control
+// supplies the grace-period wait).
+struct LbHooks {
+  const LbView* view = nullptr;
+  std::function<std::string(lb::Op, const std::string& vip, const std::string& backend, std::uint32_t weight)> change;
+};
+
 std::string handle_api(const std::string& request_line, const View& view, const std::vector<shm::Stat>& extra,
-                       std::uint64_t now_ms);
+                       std::uint64_t now_ms, const LbHooks& lb = {});
 
 }  // namespace ctlb::control

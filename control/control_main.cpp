@@ -18,6 +18,7 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_memzone.h>
+#include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
 #include <unistd.h>
@@ -192,6 +193,44 @@ int main(int argc, char** argv) {
     ager_tables.push_back({w, &t4[w], &t6[w]});
   }
 
+  // Mode lb: the published LB state, its QSBR variable, the backend counters.
+  LbView lb_view;
+  rte_rcu_qsbr* qsbr = nullptr;
+  if (header->lb_mode) {
+    const rte_memzone* lz = rte_memzone_lookup(shm::kLbZone);
+    if (!lz) return fail("the dataplane runs in mode lb but its LB state is missing");
+    lb_view.zone = static_cast<shm::LbZone*>(lz->addr);
+    if (lb_view.zone->magic != shm::kShmMagic || lb_view.zone->layout_version != shm::kShmLayoutVersion)
+      return fail("the LB state has another layout: run ctlb-control from the same build as ctlb-dataplane");
+    qsbr = reinterpret_cast<rte_rcu_qsbr*>(static_cast<std::uint8_t*>(lz->addr) + lb_view.zone->qsbr_offset);
+    for (std::uint32_t w = 0; w < header->worker_count; ++w) {
+      const rte_memzone* cz = rte_memzone_lookup(header->workers[w].lb_counters);
+      if (!cz) return fail("worker " + std::to_string(w) + "'s backend counters are missing");
+      lb_view.counters.push_back(static_cast<const shm::BackendCounters*>(cz->addr));
+    }
+  }
+  // A grace period: every worker has finished the loop it was in (DPDK QSBR).
+  const GraceWait grace = [&] {
+    const std::uint64_t token = rte_rcu_qsbr_start(qsbr);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (rte_rcu_qsbr_check(qsbr, token, false) != 1) {
+      if (std::chrono::steady_clock::now() > deadline || !header->running) return false;
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+    return true;
+  };
+  LbHooks lb_hooks;
+  lb_hooks.view = &lb_view;
+  lb_hooks.change = [&](lb::Op op, const std::string& vip, const std::string& backend, std::uint32_t weight) {
+    const std::string err = publish_change(*lb_view.zone, op, vip, backend, weight, grace);
+    std::printf("ctlb-control: backend %s %s %s: %s\n",
+                op == lb::Op::Add ? "add" : op == lb::Op::Remove ? "remove" : op == lb::Op::Drain ? "drain"
+                                  : op == lb::Op::Down ? "down" : "weight",
+                vip.c_str(), backend.c_str(), err.empty() ? "published" : err.c_str());
+    std::fflush(stdout);
+    return err;
+  };
+
   Server server;
   if (auto r = server.open(cfg.control.socket, cfg.control.metrics); !r) return fail(r.error().message);
 
@@ -245,8 +284,8 @@ int main(int argc, char** argv) {
 
   std::thread api_thread([&] {
     Handlers h;
-    h.api = [&](const std::string& line) { return handle_api(line, view, extra_stats(), now_ms()); };
-    h.metrics = [&] { return prometheus_text(view, extra_stats()); };
+    h.api = [&](const std::string& line) { return handle_api(line, view, extra_stats(), now_ms(), lb_hooks); };
+    h.metrics = [&] { return prometheus_text(view, extra_stats()) + prometheus_lb(lb_view, view); };
     server.run(h, g_stop);
   });
 

@@ -43,9 +43,17 @@ constexpr std::string_view kUsage =
     "  stuck             CLOSE_WAIT, FIN_WAIT_2 and half-open connections idle too long,\n"
     "                    with the side that holds them\n"
     "  watch             a refreshing view of rates and states, like top\n"
+    "  lb                mode lb: VIPs and their backends (state, weight, Maglev share,\n"
+    "                    connections now and since start, bytes each way, resets)\n"
+    "  backend OP VIP BACKEND [WEIGHT]\n"
+    "                    change a VIP's pool at run time; OP is add (WEIGHT, default 1),\n"
+    "                    remove, drain (no new connections), down, or weight (WEIGHT);\n"
+    "                    VIP is its name or ADDRESS:PORT, BACKEND is ADDRESS:PORT.\n"
+    "                    Returns once every worker uses the new pool; connections\n"
+    "                    already open keep their backend to the end.\n"
     "  help              this text\n"
     "\n"
-    "live commands (stats, flows, stuck, watch) talk to ctlb-control:\n"
+    "live commands (stats, flows, stuck, watch, lb, backend) talk to ctlb-control:\n"
     "  --socket PATH         its socket (default /run/ctlb/control.sock)\n"
     "  --config FILE         or take control.socket from the configuration file\n"
     "  --json                print ctlb-control's JSON answer\n"
@@ -267,6 +275,68 @@ void print_flows(const ctlb::control::Json& a, bool stuck) {
   std::cout << '\n';
 }
 
+void print_lb(const ctlb::control::Json& a) {
+  for (const auto& v : a.get("vips")->as_array()) {
+    std::cout << "VIP " << str(v, "name") << "  " << str(v, "address") << ':' << str(v, "port") << "  (Maglev "
+              << str(v, "table_size") << " slots)\n";
+    std::cout << "  " << std::left << std::setw(26) << "BACKEND" << std::setw(10) << "STATE" << std::right
+              << std::setw(7) << "WEIGHT" << std::setw(8) << "SHARE" << std::setw(10) << "NEW" << std::setw(9)
+              << "ACTIVE" << std::setw(9) << "ENTRIES" << std::setw(14) << "BYTES IN" << std::setw(14)
+              << "BYTES OUT" << std::setw(8) << "RESETS" << '\n';
+    for (const auto& b : v.get("backends")->as_array()) {
+      const std::string ep = str(b, "address").find(':') != std::string::npos
+                                 ? "[" + str(b, "address") + "]:" + str(b, "port")
+                                 : str(b, "address") + ":" + str(b, "port");
+      std::ostringstream share;
+      share << std::fixed << std::setprecision(1) << b.get("table_share")->as_number() * 100 << '%';
+      std::cout << "  " << std::left << std::setw(26) << ep << std::setw(10) << str(b, "state") << std::right
+                << std::setw(7) << str(b, "weight") << std::setw(8) << share.str() << std::setw(10)
+                << num(b, "new_connections") << std::setw(9) << num(b, "active_connections") << std::setw(9)
+                << num(b, "connections") << std::setw(14) << num(b, "bytes_in") << std::setw(14)
+                << num(b, "bytes_out") << std::setw(8) << num(b, "resets") << '\n';
+    }
+  }
+}
+
+int cmd_lb(std::string_view cmd, std::vector<std::string_view> args) {
+  using ctlb::control::Json;
+  LiveOptions o;
+  int rc = kExitOk;
+  if (!parse_live_options(args, o, rc)) return rc;
+  for (auto a : args)
+    if (a.size() > 1 && a[0] == '-' && !(a[1] >= '0' && a[1] <= '9'))
+      return usage_error(std::string(cmd) + ": unknown option '" + std::string(a) + "'");
+  Json::Object req;
+  req["cmd"] = std::string(cmd);
+  if (cmd == "lb") {
+    if (!args.empty()) return usage_error("lb: unexpected argument '" + std::string(args[0]) + "'");
+  } else {
+    if (args.size() < 3 || args.size() > 4)
+      return usage_error("backend: expected OP VIP BACKEND [WEIGHT] (OP: add, remove, drain, down, weight)");
+    const std::string_view op = args[0];
+    if (op != "add" && op != "remove" && op != "drain" && op != "down" && op != "weight")
+      return usage_error("backend: unknown OP '" + std::string(op) + "' (expected add, remove, drain, down or weight)");
+    req["op"] = std::string(op);
+    req["vip"] = std::string(args[1]);
+    req["backend"] = std::string(args[2]);
+    if (args.size() == 4) {
+      if (op != "add" && op != "weight") return usage_error("backend: WEIGHT goes with add or weight only");
+      std::uint32_t w = 0;
+      if (!parse_u32(args[3], op == "add" ? 1 : 0, 65535, w))
+        return usage_error(std::string("backend: WEIGHT expects ") + (op == "add" ? "1" : "0") + "..65535");
+      req["weight"] = w;
+    } else if (op == "weight") {
+      return usage_error("backend weight: missing WEIGHT");
+    }
+  }
+  Json answer;
+  rc = call(o, Json(std::move(req)), answer);
+  if (rc != kExitOk) return rc;
+  if (o.json) std::cout << answer.dump() << '\n';
+  else print_lb(answer);
+  return kExitOk;
+}
+
 int cmd_live(std::string_view cmd, std::vector<std::string_view> args) {
   using ctlb::control::Json;
   LiveOptions o;
@@ -358,5 +428,6 @@ int main(int argc, char** argv) {
   }
   if (cmd == "trace") return cmd_trace(args);
   if (cmd == "stats" || cmd == "flows" || cmd == "stuck" || cmd == "watch") return cmd_live(cmd, args);
+  if (cmd == "lb" || cmd == "backend") return cmd_lb(cmd, args);
   return usage_error("unknown command '" + std::string(cmd) + "'");
 }

@@ -14,6 +14,7 @@
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
 #include <rte_memzone.h>
+#include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 #include <rte_telemetry.h>
 #include <unistd.h>
@@ -26,12 +27,14 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
 
 #include "config/loader.hpp"
+#include "dataplane/neighbour_service.hpp"
 #include "dataplane/ports.hpp"
 #include "dataplane/stats.hpp"
 #include "dataplane/worker.hpp"
@@ -151,6 +154,81 @@ void remove_runtime_files(const std::string& prefix, const std::string& runtime_
   }
 }
 
+std::uint64_t clock_ms(const shm::Header& h) { return (rte_rdtsc() - h.start_tsc) * 1000 / h.tsc_hz; }
+
+// Mode lb: the published LB state (generation 1 from the configuration) with
+// its QSBR variable, the neighbour table and its rings, per-worker backend
+// counters; the workers get pointers to all of it.
+Result<std::unique_ptr<dataplane::NeighbourService>> setup_lb(const config::Config& cfg, shm::Header& header,
+                                                               const std::vector<dataplane::PortInfo>& ports,
+                                                               std::vector<dataplane::WorkerContext*>& ctxs,
+                                                               rte_mempool* pool) {
+  const std::uint32_t entries = lb::table_entries_of(cfg);
+  const std::size_t sb = lb::state_bytes(entries);
+  const std::size_t qsbr_bytes = rte_rcu_qsbr_get_memsize(shm::kMaxWorkers);
+  const std::size_t head = (sizeof(shm::LbZone) + 63) & ~std::size_t{63};
+  const std::size_t total = head + 2 * sb + qsbr_bytes;
+  const rte_memzone* z = rte_memzone_reserve_aligned(shm::kLbZone, total, SOCKET_ID_ANY, 0, 64);
+  if (!z)
+    return Error{"not enough hugepage memory for the LB state (" + std::to_string(total >> 20) +
+                 " MiB: two generations of every VIP's Maglev table): reserve more hugepages or lower table_size"};
+  std::memset(z->addr, 0, total);
+  auto* zone = new (z->addr) shm::LbZone{};
+  zone->magic = shm::kShmMagic;
+  zone->layout_version = shm::kShmLayoutVersion;
+  zone->state_bytes = static_cast<std::uint32_t>(sb);
+  zone->state_offset[0] = head;
+  zone->state_offset[1] = head + sb;
+  zone->qsbr_offset = head + 2 * sb;
+  std::vector<config::Mac> macs;
+  for (const auto& p : ports) {
+    rte_ether_addr a;
+    rte_eth_macaddr_get(p.port_id, &a);
+    config::Mac m;
+    std::memcpy(m.data(), a.addr_bytes, 6);
+    macs.push_back(m);
+  }
+  auto* state0 = reinterpret_cast<lb::State*>(static_cast<std::uint8_t*>(z->addr) + head);
+  const std::string err = lb::init_state(*state0, cfg, macs);
+  if (!err.empty()) return Error{"LB state: " + err};
+  zone->active = 0;
+  auto* qsbr = reinterpret_cast<rte_rcu_qsbr*>(static_cast<std::uint8_t*>(z->addr) + zone->qsbr_offset);
+  if (rte_rcu_qsbr_init(qsbr, shm::kMaxWorkers) != 0) return Error{"cannot initialise the QSBR variable"};
+
+  const rte_memzone* nz = rte_memzone_reserve_aligned(
+      shm::kNeighbourZone, sizeof(lb::NeighbourSlot) * shm::kNeighbourCapacity, SOCKET_ID_ANY, 0, 64);
+  if (!nz) return Error{std::string("cannot reserve the neighbour table: ") + rte_strerror(rte_errno)};
+  std::memset(nz->addr, 0, nz->len);
+  auto* slots = static_cast<lb::NeighbourSlot*>(nz->addr);
+  rte_ring* msgs = rte_ring_create_elem(shm::kNeighbourRing, sizeof(shm::NeighbourMsg), 4096, SOCKET_ID_ANY, RING_F_SC_DEQ);
+  rte_ring* slow = rte_ring_create(shm::kSlowTxRing, 1024, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+  if (!msgs || !slow) return Error{std::string("cannot create the neighbour rings: ") + rte_strerror(rte_errno)};
+
+  for (std::size_t w = 0; w < ctxs.size(); ++w) {
+    shm::WorkerInfo& wi = header.workers[w];
+    std::snprintf(wi.lb_counters, shm::kNameLen, "ctlb_w%zu_lb", w);
+    const rte_memzone* cz = rte_memzone_reserve_aligned(wi.lb_counters, sizeof(shm::BackendCounters) * lb::kMaxSlots,
+                                                        static_cast<int>(wi.socket), 0, 64);
+    if (!cz) return Error{std::string("cannot reserve the backend counters: ") + rte_strerror(rte_errno)};
+    std::memset(cz->addr, 0, cz->len);
+    dataplane::WorkerContext& c = *ctxs[w];
+    c.lb_mode = true;
+    c.lb_strict = cfg.lb.unknown_flows == config::UnknownFlows::Strict;
+    c.lb_zone = zone;
+    c.lb = state0;
+    c.qsbr = qsbr;
+    c.neighbours = slots;
+    c.neighbour_capacity = shm::kNeighbourCapacity;
+    c.neighbour_ring = msgs;
+    c.slow_tx = w == 0 ? slow : nullptr;
+    c.backend_counters = static_cast<shm::BackendCounters*>(cz->addr);
+    if (rte_rcu_qsbr_thread_register(qsbr, static_cast<unsigned>(w)) != 0)
+      return Error{"cannot register worker " + std::to_string(w) + " with the QSBR variable"};
+  }
+  header.lb_mode = 1;
+  return std::make_unique<dataplane::NeighbourService>(cfg, zone, slots, shm::kNeighbourCapacity, msgs, slow, pool);
+}
+
 int run(const config::Config& cfg, const std::vector<std::string>& extra_eal) {
   bool no_huge = false;
   for (const auto& a : extra_eal) no_huge = no_huge || a == "--no-huge";
@@ -222,7 +300,9 @@ int run(const config::Config& cfg, const std::vector<std::string>& extra_eal) {
     }
     auto info = dataplane::setup_port(p, id.value(), workers, pools[socket]);
     if (!info) return fail(info.error().message);
-    software_steering = software_steering || (workers > 1 && !info.value().symmetric_rss);
+    // Mode lb: NAT changes the tuple, so RSS cannot keep a connection's two
+    // directions together; the client's endpoint decides the owner.
+    software_steering = software_steering || (workers > 1 && (!info.value().symmetric_rss || cfg.mode == config::Mode::Lb));
     ports.push_back(info.value());
   }
   if (workers > 1)
@@ -275,6 +355,12 @@ int run(const config::Config& cfg, const std::vector<std::string>& extra_eal) {
     }
     ctxs.push_back(ctx);
   }
+  std::unique_ptr<dataplane::NeighbourService> neighbour_service;
+  if (cfg.mode == config::Mode::Lb) {
+    auto svc = setup_lb(cfg, *header, ports, ctxs, pools.begin()->second);
+    if (!svc) return fail(svc.error().message);
+    neighbour_service = std::move(svc.value());
+  }
   if (software_steering) {
     for (std::uint16_t from = 0; from < workers; ++from) {
       for (std::uint16_t to = 0; to < workers; ++to) {
@@ -312,8 +398,16 @@ int run(const config::Config& cfg, const std::vector<std::string>& extra_eal) {
               cfg.file_prefix.c_str(), cfg.digest.c_str());
   std::fflush(stdout);
 
-  // The main lcore has nothing to poll; it waits for a stop signal.
-  while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // The main lcore waits for a stop signal; in mode lb it runs the
+  // neighbour service (ARP) meanwhile.
+  while (!g_stop.load()) {
+    if (neighbour_service) {
+      neighbour_service->poll(clock_ms(*header));
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
 
   std::printf("ctlb: stopping\n");
   std::remove(ready.c_str());

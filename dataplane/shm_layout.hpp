@@ -7,11 +7,12 @@
 #include <cstdint>
 
 #include "dataplane/flow/tracker.hpp"
+#include "dataplane/lb/lb_state.hpp"
 
 namespace ctlb::shm {
 
 inline constexpr std::uint64_t kShmMagic = 0x63746c62'73686d31ull;  // "ctlbshm1"
-inline constexpr std::uint32_t kShmLayoutVersion = 2;  // 2: transitions, handshake histograms
+inline constexpr std::uint32_t kShmLayoutVersion = 3;  // 2: transitions, handshake histograms; 3: lb mode
 inline constexpr std::uint32_t kMaxWorkers = 64;
 inline constexpr std::uint32_t kMaxPorts = 16;
 inline constexpr std::uint32_t kNameLen = 32;  // RTE_MEMZONE_NAMESIZE
@@ -19,6 +20,61 @@ inline constexpr std::uint32_t kNameLen = 32;  // RTE_MEMZONE_NAMESIZE
 inline constexpr char kHeaderZone[] = "ctlb_header";
 // Per worker: "ctlb_w<N>_v4", "ctlb_w<N>_v6" (flow tables), "ctlb_w<N>_exp"
 // (expiry-request ring, multi-producer, single consumer: the worker).
+
+// Mode lb only:
+//   "ctlb_lb"         LbZone: two generations of lb::State and the QSBR
+//                     variable through which ctlb-control publishes changes;
+//   "ctlb_neigh"      NeighbourZone: the ARP/static neighbour table (written
+//                     by the dataplane's main lcore only);
+//   "ctlb_neigh_msg"  ring of NeighbourMsg, workers -> main lcore;
+//   "ctlb_slow_tx"    ring of mbufs the main lcore sends (ARP requests)
+//                     through worker 0's tx queues;
+//   "ctlb_w<N>_lb"    BackendCounters[lb::kMaxSlots] of worker N.
+inline constexpr char kLbZone[] = "ctlb_lb";
+inline constexpr char kNeighbourZone[] = "ctlb_neigh";
+inline constexpr char kNeighbourRing[] = "ctlb_neigh_msg";
+inline constexpr char kSlowTxRing[] = "ctlb_slow_tx";
+inline constexpr std::uint32_t kNeighbourCapacity = 4096;
+
+// The published LB state: workers read generation `active` for a whole
+// loop and then report a quiescent state (DPDK QSBR, thread id = worker
+// index). The writer fills the other generation, flips `active`, and waits
+// for every worker to pass a quiescent state before it may write the old
+// one again.
+struct alignas(64) LbZone {
+  std::uint64_t magic;
+  std::uint32_t layout_version;
+  std::uint32_t state_bytes;     // bytes of one generation (lb::state_bytes)
+  std::uint64_t state_offset[2];  // from the start of the zone
+  std::uint64_t qsbr_offset;      // rte_rcu_qsbr, for kMaxWorkers threads
+  std::uint64_t published;        // changes published since start
+  volatile std::uint32_t active;  // 0 or 1
+};
+
+// A message from a worker to the main lcore's neighbour service.
+struct NeighbourMsg {
+  std::uint8_t kind;  // kLearn: (addr, mac) seen in ARP; kResolve: a worker needs addr's MAC
+  std::uint8_t family;
+  std::uint16_t port;  // port index
+  std::uint8_t addr[16];
+  std::uint8_t mac[6];
+  std::uint8_t pad[6];
+  static constexpr std::uint8_t kLearn = 1;
+  static constexpr std::uint8_t kResolve = 2;
+};
+static_assert(sizeof(NeighbourMsg) == 32);
+
+// Per worker and backend slot; written in place by the worker.
+struct BackendCounters {
+  std::uint64_t new_connections;
+  std::uint64_t packets_in;   // client -> backend
+  std::uint64_t bytes_in;
+  std::uint64_t packets_out;  // backend -> client
+  std::uint64_t bytes_out;
+  std::uint64_t resets;       // RST segments, either way
+  std::uint64_t syn_to_synack[flow::kHandshakeBuckets];
+  std::uint64_t syn_to_synack_ms_sum;
+};
 
 // An expiry request: the control process saw this entry expired at this version.
 struct ExpiryRequest {
@@ -46,7 +102,23 @@ struct PortCounters {
   X(forwarded_invalid, "forwarded_invalid", "INVALID packets forwarded by policy")                \
   X(forwarded_untracked, "forwarded_untracked", "non-TCP or non-IP packets forwarded untracked")   \
   X(dropped_no_peer, "dropped_no_peer", "packets of a port without a peer (dropped)")             \
-  X(expiry_requests, "expiry_requests", "expiry requests received from the control process")
+  X(expiry_requests, "expiry_requests", "expiry requests received from the control process")               \
+  X(lb_new_connections, "lb_new_connections", "lb: connections given a backend")                           \
+  X(lb_untracked_table_full, "lb_untracked_table_full", "lb: forwarded by Maglev untracked: table full")   \
+  X(lb_dropped_no_vip, "lb_dropped_no_vip", "lb: TCP packets neither to a VIP nor from a backend")          \
+  X(lb_dropped_not_tcp, "lb_dropped_not_tcp", "lb: IP packets other than unfragmented TCP (dropped)")       \
+  X(lb_dropped_malformed, "lb_dropped_malformed", "lb: malformed packets (dropped)")                        \
+  X(lb_dropped_no_backend, "lb_dropped_no_backend", "lb: new connection to a VIP with no active backend")   \
+  X(lb_dropped_unknown_flow, "lb_dropped_unknown_flow", "lb: packets of no tracked connection (strict)")    \
+  X(lb_dropped_no_route, "lb_dropped_no_route", "lb: no route to the destination")                          \
+  X(lb_dropped_no_neighbour, "lb_dropped_no_neighbour", "lb: next hop's MAC not resolved yet")              \
+  X(lb_dropped_ttl, "lb_dropped_ttl", "lb: TTL or hop limit expired")                                       \
+  X(lb_dropped_backend_mismatch, "lb_dropped_backend_mismatch", "lb: from a backend the connection does not use") \
+  X(arp_requests_answered, "arp_requests_answered", "ARP requests for our addresses answered")              \
+  X(arp_received, "arp_received", "ARP packets received (learned from)")                                    \
+  X(arp_dropped, "arp_dropped", "ARP packets malformed or not for us")                                      \
+  X(neighbour_msgs_dropped, "neighbour_msgs_dropped", "messages to the neighbour service lost (ring full)") \
+  X(slow_tx_sent, "slow_tx_sent", "packets sent for the main lcore (ARP requests)")
 
 // Everything one worker publishes. Written by that worker only, between
 // bursts; readers tolerate a counter being a burst behind.
@@ -64,6 +136,7 @@ struct WorkerInfo {
   char table_v4[kNameLen];
   char table_v6[kNameLen];
   char expiry_ring[kNameLen];
+  char lb_counters[kNameLen];  // lb mode: "ctlb_w<N>_lb"
 };
 
 struct alignas(64) Header {
@@ -76,6 +149,7 @@ struct alignas(64) Header {
   std::uint64_t tsc_hz;
   std::uint64_t start_tsc;  // the tracker clock's epoch: ms = (tsc - start_tsc) * 1000 / tsc_hz
   volatile std::uint32_t running;
+  std::uint32_t lb_mode;  // 1: the lb zones and rings exist
   char port_names[kMaxPorts][kNameLen];
   WorkerInfo workers[kMaxWorkers];
   WorkerCounters counters[kMaxWorkers];

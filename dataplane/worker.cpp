@@ -6,6 +6,8 @@
 
 #include <cstring>
 
+#include "dataplane/lb/arp.hpp"
+#include "dataplane/lb/nat.hpp"
 #include "dataplane/packet/parse_mbuf.hpp"
 
 namespace ctlb::dataplane {
@@ -142,6 +144,290 @@ void process_burst(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64_t 
   }
 }
 
+// ---------------------------------------------------------------- mode lb
+
+namespace {
+
+enum class LbDir : std::uint8_t { None, In, Out };
+
+struct LbMeta {
+  LbDir dir;
+  std::uint8_t multi;   // Out: the backend is in several VIPs
+  std::uint32_t vip;
+  std::uint32_t slot;   // Out: the backend slot the packet came from
+};
+
+// Owner of a connection in mode lb: from the client's endpoint alone, which
+// both directions carry unchanged through NAT.
+inline std::uint32_t client_owner(const packet::PacketView& v, bool client_is_src, std::uint32_t workers) noexcept {
+  const std::uint8_t* a = client_is_src ? v.src : v.dst;
+  const std::uint16_t port = client_is_src ? v.sport : v.dport;
+  std::uint32_t h = flow::crc32c_u32(0x636c6e74u, port);
+  std::uint32_t word;
+  for (int i = 0; i < (v.family == packet::IpFamily::V4 ? 4 : 16); i += 4) {
+    std::memcpy(&word, a + i, 4);
+    h = flow::crc32c_u32(h, word);
+  }
+  return owner_of(h, workers);
+}
+
+inline void send_neighbour_msg(WorkerContext& w, const shm::NeighbourMsg& msg) noexcept {
+  if (rte_ring_enqueue_elem(w.neighbour_ring, const_cast<shm::NeighbourMsg*>(&msg), sizeof msg) != 0) ++w.counters.neighbour_msgs_dropped;
+}
+
+// The MAC of a next hop; on a miss, asks the main lcore to resolve it (at
+// most once per 100 ms for the same address) and returns false.
+inline bool neighbour_mac(WorkerContext& w, std::uint8_t family, const std::uint8_t* addr, std::uint16_t port,
+                          config::Mac& mac, std::uint64_t now_ms) noexcept {
+  const lb::NeighbourTable table(w.neighbours, w.neighbour_capacity);
+  if (table.lookup(family, addr, mac)) return true;
+  const std::size_t len = family == 4 ? 4 : 16;
+  if (now_ms - w.last_resolve_ms >= 100 || std::memcmp(w.last_resolve, addr, len) != 0) {
+    shm::NeighbourMsg msg{};
+    msg.kind = shm::NeighbourMsg::kResolve;
+    msg.family = family;
+    msg.port = port;
+    std::memcpy(msg.addr, addr, len);
+    send_neighbour_msg(w, msg);
+    std::memcpy(w.last_resolve, addr, len);
+    w.last_resolve_ms = now_ms;
+  }
+  return false;
+}
+
+// An ARP frame: answered in place when it asks for one of our addresses
+// (a port's own on that port, a VIP's on any port); what it tells about its
+// sender goes to the neighbour service.
+void handle_arp(WorkerContext& w, rte_mbuf* m) noexcept {
+  std::uint8_t* frame = rte_pktmbuf_mtod(m, std::uint8_t*);
+  lb::arp::Packet a;
+  if (lb::arp::parse(frame, rte_pktmbuf_data_len(m), a) != lb::arp::Parse::Ok) {
+    ++w.counters.arp_dropped;
+    rte_pktmbuf_free(m);
+    return;
+  }
+  ++w.counters.arp_received;
+  const std::uint16_t port = m->port;
+  static constexpr std::uint8_t kZero[4] = {};
+  if (std::memcmp(a.spa, kZero, 4) != 0) {
+    shm::NeighbourMsg msg{};
+    msg.kind = shm::NeighbourMsg::kLearn;
+    msg.family = 4;
+    msg.port = port;
+    std::memcpy(msg.addr, a.spa, 4);
+    std::memcpy(msg.mac, a.sha.data(), 6);
+    send_neighbour_msg(w, msg);
+  }
+  if (a.op == 1 && port < w.lb->port_count && lb::is_local_address(*w.lb, port, 4, a.tpa)) {
+    config::Mac mac;
+    std::memcpy(mac.data(), w.lb->ports[port].mac, 6);
+    lb::arp::make_reply_in_place(frame, a, mac);
+    ++w.counters.arp_requests_answered;
+    enqueue_tx(w, port, m);
+    return;
+  }
+  rte_pktmbuf_free(m);
+}
+
+inline void drop(rte_mbuf* m, std::uint64_t& counter) noexcept {
+  ++counter;
+  rte_pktmbuf_free(m);
+}
+
+}  // namespace
+
+void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64_t now_ms, bool from_handover) {
+  const lb::State& s = *w.lb;
+  packet::PacketView views[kBurst];
+  LbMeta meta[kBurst];
+  unsigned keep[kBurst];  // packets this worker tracks, in order
+  unsigned kept = 0;
+  packet::PacketView tviews[kBurst];  // as the tracker sees them: return traffic from the VIP
+  const packet::PacketView* tracked_views[kBurst];
+
+  for (unsigned i = 0; i < n; ++i) {
+    if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
+    rte_mbuf* m = pkts[i];
+    packet::PacketView& v = views[i];
+    const packet::ParseResult res = packet::parse_mbuf(m, v);
+    if (res != packet::ParseResult::Tcp) {
+      w.tracker->count_parse(res);
+      if (res == packet::ParseResult::NotIp && v.ether_type == 0x0806) handle_arp(w, m);
+      else if (packet::is_malformed(res)) drop(m, w.counters.lb_dropped_malformed);
+      else drop(m, w.counters.lb_dropped_not_tcp);
+      continue;
+    }
+    if (v.fragment != packet::Fragment::None) {
+      w.tracker->count_parse(res);
+      drop(m, w.counters.lb_dropped_not_tcp);
+      continue;
+    }
+    const std::uint8_t family = v.family == packet::IpFamily::V4 ? 4 : 6;
+    LbMeta& mt = meta[i];
+    mt = LbMeta{LbDir::None, 0, lb::kNoVip, 0};
+    const std::uint32_t vip = lb::find_vip(s, family, v.dst, v.dport);
+    if (vip != lb::kNoVip) {
+      mt.dir = LbDir::In;
+      mt.vip = vip;
+    } else {
+      unsigned found = 0;
+      lb::for_each_slot(s, family, v.src, v.sport, [&](std::uint32_t slot) {
+        if (found++ == 0) mt.slot = slot;
+        return found > 1;
+      });
+      if (!found) {
+        w.tracker->count_parse(res);
+        drop(m, w.counters.lb_dropped_no_vip);
+        continue;
+      }
+      mt.dir = LbDir::Out;
+      mt.multi = found > 1;
+      mt.vip = s.slots[mt.slot].vip;
+    }
+    if (w.steer_in_software && !from_handover) {
+      const std::uint32_t owner = client_owner(v, mt.dir == LbDir::In, w.worker_count);
+      if (owner != w.index) {
+        if (rte_ring_enqueue(w.handover_out[owner], m) == 0) {
+          ++w.counters.handover_out;
+        } else {
+          ++w.counters.handover_dropped;
+          rte_pktmbuf_free(m);
+        }
+        continue;
+      }
+    }
+    w.tracker->count_parse(res);
+    packet::PacketView& tv = tviews[kept];
+    tv = v;
+    if (mt.dir == LbDir::Out) {
+      // The tracker keys the connection by client and VIP in both directions.
+      auto as_from_vip = [&](std::uint32_t vip_index) {
+        std::memcpy(tv.src, s.vips[vip_index].addr, 16);
+        tv.sport = s.vips[vip_index].port;
+      };
+      as_from_vip(mt.vip);
+      if (mt.multi) {
+        // The backend serves several VIPs: find the connection that uses it.
+        lb::for_each_slot(s, family, v.src, v.sport, [&](std::uint32_t slot) {
+          as_from_vip(s.slots[slot].vip);
+          const flow::Handle h = w.tracker->find(tv);
+          if (h != flow::kNoHandle && w.tracker->backend(v.family, h) == slot) {
+            mt.slot = slot;
+            mt.vip = s.slots[slot].vip;
+            return true;
+          }
+          return false;
+        });
+        as_from_vip(mt.vip);
+      }
+    }
+    tracked_views[kept] = &tv;
+    keep[kept++] = i;
+  }
+
+  flow::TrackResult tracked[kBurst];
+  if (kept) w.tracker->track_burst(tracked_views, kept, flow::Clock{now_ms}, tracked);
+
+  for (unsigned k = 0; k < kept; ++k) {
+    const unsigned i = keep[k];
+    rte_mbuf* m = pkts[i];
+    const packet::PacketView& v = views[i];
+    const LbMeta& mt = meta[i];
+    const flow::TrackResult& r = tracked[k];
+    const std::uint8_t family = v.family == packet::IpFamily::V4 ? 4 : 6;
+    const bool invalid = r.verdict == tcp::Verdict::Invalid;
+    std::uint8_t* frame = rte_pktmbuf_mtod(m, std::uint8_t*);
+    std::uint16_t out_port;
+    const std::uint8_t* nexthop;
+    std::uint32_t slot;
+
+    if (mt.dir == LbDir::In) {
+      slot = lb::kNoBackend;
+      if (r.handle != flow::kNoHandle) {
+        slot = w.tracker->backend(v.family, r.handle);
+        if (slot == lb::kNoBackend) {
+          // A new connection (its SYN, or picked up mid-stream): its backend, for good.
+          slot = lb::maglev_pick(s.table(mt.vip), r.hash);
+          if (slot == lb::kNoBackend) {
+            drop(m, w.counters.lb_dropped_no_backend);
+            continue;
+          }
+          w.tracker->set_backend(v.family, r.handle, static_cast<std::uint16_t>(slot));
+          ++w.backend_counters[slot].new_connections;
+          ++w.counters.lb_new_connections;
+        }
+      } else if (!invalid && r.reason == tcp::Reason::NoEntry) {
+        // Table full: forward by Maglev, untracked, rather than drop.
+        slot = lb::maglev_pick(s.table(mt.vip), r.hash);
+        if (slot == lb::kNoBackend) {
+          drop(m, w.counters.lb_dropped_no_backend);
+          continue;
+        }
+        ++w.counters.lb_untracked_table_full;
+      } else {
+        drop(m, w.counters.lb_dropped_unknown_flow);
+        continue;
+      }
+      const lb::BackendSlot& b = s.slots[slot];
+      lb::rewrite_dst(frame, v, b.addr, b.port);
+      out_port = b.out_port;
+      nexthop = b.nexthop;
+      shm::BackendCounters& bc = w.backend_counters[slot];
+      ++bc.packets_in;
+      bc.bytes_in += rte_pktmbuf_pkt_len(m);
+      if (v.has(packet::tcpflag::kRst)) ++bc.resets;
+    } else {
+      slot = mt.slot;
+      if (r.handle != flow::kNoHandle) {
+        const std::uint16_t b = w.tracker->backend(v.family, r.handle);
+        if (b == lb::kNoBackend) {
+          w.tracker->set_backend(v.family, r.handle, static_cast<std::uint16_t>(slot));  // picked up from this side
+        } else if (b != slot) {
+          drop(m, w.counters.lb_dropped_backend_mismatch);
+          continue;
+        }
+      } else if (invalid && (w.lb_strict || w.invalid_policy == config::InvalidPolicy::Drop)) {
+        drop(m, w.counters.lb_dropped_unknown_flow);
+        continue;
+      }
+      const lb::VipSlot& vs = s.vips[mt.vip];
+      if (!lb::route(s, family, v.dst, out_port, nexthop)) {
+        drop(m, w.counters.lb_dropped_no_route);
+        continue;
+      }
+      lb::rewrite_src(frame, v, vs.addr, vs.port);
+      shm::BackendCounters& bc = w.backend_counters[slot];
+      ++bc.packets_out;
+      bc.bytes_out += rte_pktmbuf_pkt_len(m);
+      if (v.has(packet::tcpflag::kRst)) ++bc.resets;
+      if (r.syn_to_synack_ms != flow::TrackResult::kNoTiming) {
+        ++bc.syn_to_synack[flow::handshake_bucket(r.syn_to_synack_ms)];
+        bc.syn_to_synack_ms_sum += r.syn_to_synack_ms;
+      }
+    }
+    if (invalid) {
+      if (w.invalid_policy == config::InvalidPolicy::Drop) {
+        drop(m, w.counters.dropped_invalid);
+        continue;
+      }
+      ++w.counters.forwarded_invalid;
+    }
+    if (!lb::decrement_ttl(frame, v)) {
+      drop(m, w.counters.lb_dropped_ttl);
+      continue;
+    }
+    config::Mac mac;
+    if (!neighbour_mac(w, family, nexthop, out_port, mac, now_ms)) {
+      drop(m, w.counters.lb_dropped_no_neighbour);
+      continue;
+    }
+    config::Mac own;
+    std::memcpy(own.data(), s.ports[out_port].mac, 6);
+    lb::set_macs(frame, mac, own);
+    enqueue_tx(w, out_port, m);
+  }
+}
+
 void flush_tx(WorkerContext& w) {
   for (std::uint16_t p = 0; p < w.port_count; ++p)
     if (w.tx[p].count) send_buffer(w, p);
@@ -151,9 +437,18 @@ int worker_main(void* arg) {
   WorkerContext& w = *static_cast<WorkerContext*>(arg);
   rte_mbuf* pkts[kBurst];
   std::uint32_t idle_loops = 0;
+  if (w.lb_mode) rte_rcu_qsbr_thread_online(w.qsbr, w.index);
   while (w.header->running) {
     const std::uint64_t now_ms = clock_ms(*w.header);
     bool busy = false;
+    if (w.lb_mode) {
+      w.lb = current_lb_state(w.lb_zone);
+      if (w.slow_tx) {
+        const unsigned n = rte_ring_dequeue_burst(w.slow_tx, reinterpret_cast<void**>(pkts), kBurst, nullptr);
+        for (unsigned i = 0; i < n; ++i) enqueue_tx(w, pkts[i]->port, pkts[i]);
+        w.counters.slow_tx_sent += n;
+      }
+    }
     for (std::uint32_t q = 0; q < w.rx_count; ++q) {
       const RxQueue& rq = w.rx[q];
       const std::uint16_t n = rte_eth_rx_burst(rq.port_id, rq.queue, pkts, kBurst);
@@ -165,7 +460,8 @@ int worker_main(void* arg) {
         pc.rx_bytes += rte_pktmbuf_pkt_len(pkts[i]);
         pkts[i]->port = rq.port_index;  // from here on: the config's port index
       }
-      process_burst(w, pkts, n, now_ms, false);
+      if (w.lb_mode) process_burst_lb(w, pkts, n, now_ms, false);
+      else process_burst(w, pkts, n, now_ms, false);
     }
     if (w.steer_in_software) {
       for (std::uint32_t from = 0; from < w.worker_count; ++from) {
@@ -174,10 +470,12 @@ int worker_main(void* arg) {
         if (!n) continue;
         busy = true;
         w.counters.handover_in += n;
-        process_burst(w, pkts, n, now_ms, true);
+        if (w.lb_mode) process_burst_lb(w, pkts, n, now_ms, true);
+        else process_burst(w, pkts, n, now_ms, true);
       }
     }
     flush_tx(w);
+    if (w.lb_mode) rte_rcu_qsbr_quiescent(w.qsbr, w.index);  // done with this loop's LB state
     ++w.counters.loops;
     if (busy) {
       ++w.counters.busy_loops;
@@ -191,6 +489,7 @@ int worker_main(void* arg) {
   }
   flush_tx(w);
   publish(w);
+  if (w.lb_mode) rte_rcu_qsbr_thread_offline(w.qsbr, w.index);
   return 0;
 }
 

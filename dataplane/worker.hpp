@@ -3,12 +3,15 @@
 // it), one tx queue per port, its flow tables and its counters. Nothing in
 // its loop locks, allocates, makes a syscall or throws.
 #include <rte_mbuf.h>
+#include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 
 #include <cstdint>
 
 #include "config/config.hpp"
 #include "dataplane/flow/tracker.hpp"
+#include "dataplane/lb/lb_state.hpp"
+#include "dataplane/lb/neighbour.hpp"
 #include "dataplane/shm_layout.hpp"
 
 namespace ctlb::dataplane {
@@ -47,6 +50,20 @@ struct alignas(64) WorkerContext {
   flow::Tracker* tracker = nullptr;
   shm::Header* header = nullptr;  // running flag, clock epoch, published counters
 
+  // Mode lb (DESIGN.md section 7).
+  bool lb_mode = false;
+  bool lb_strict = false;                // unknown flows dropped, not picked up
+  shm::LbZone* lb_zone = nullptr;
+  const lb::State* lb = nullptr;         // the generation this loop uses
+  rte_rcu_qsbr* qsbr = nullptr;          // reported quiescent after each loop
+  lb::NeighbourSlot* neighbours = nullptr;
+  std::uint32_t neighbour_capacity = 0;
+  rte_ring* neighbour_ring = nullptr;    // messages to the main lcore
+  rte_ring* slow_tx = nullptr;           // worker 0: packets the main lcore sends
+  shm::BackendCounters* backend_counters = nullptr;  // [lb::kMaxSlots]
+  std::uint8_t last_resolve[16] = {};    // last address asked for, to not flood the ring
+  std::uint64_t last_resolve_ms = 0;
+
   shm::WorkerCounters counters = {};  // local, copied to the header between bursts
   TxBuffer tx[shm::kMaxPorts] = {};
 };
@@ -57,6 +74,16 @@ int worker_main(void* arg);
 // Runs one burst through parse, ownership, tracking and tx buffering. Exposed
 // for the throughput harness and tests; worker_main calls it.
 void process_burst(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64_t now_ms, bool from_handover);
+
+// The same for mode lb: classify (to a VIP, from a backend, ARP), steer by
+// the client's endpoint, track, choose the backend at the SYN, NAT.
+void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64_t now_ms, bool from_handover);
+
+// The generation of the LB state the workers use now.
+inline const lb::State* current_lb_state(const shm::LbZone* z) noexcept {
+  const std::uint32_t a = __atomic_load_n(&z->active, __ATOMIC_ACQUIRE);
+  return reinterpret_cast<const lb::State*>(reinterpret_cast<const std::uint8_t*>(z) + z->state_offset[a & 1]);
+}
 
 // Sends what the tx buffers hold; frees and counts what the devices refuse.
 void flush_tx(WorkerContext& w);

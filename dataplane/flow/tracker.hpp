@@ -64,6 +64,9 @@ struct TrackResult {
   tcp::EpState responder = tcp::EpState::Closed;
   bool initiator_is_lo = true;  // to print the flow in its original direction
   Handle handle = kNoHandle;
+  std::uint32_t hash = 0;  // of the flow's canonical key: the same in both directions and on every instance
+  std::uint32_t syn_to_synack_ms = kNoTiming;  // set by the SYN-ACK that answered the SYN
+  static constexpr std::uint32_t kNoTiming = 0xffffffffu;
 };
 
 // Clock of the tracker: milliseconds since an epoch of the caller's choice.
@@ -153,6 +156,21 @@ class Tracker {
 
   void count_parse(packet::ParseResult p) noexcept { ++counters_.parse[static_cast<std::size_t>(p)]; }
 
+  // The load balancer's backend of a connection (kNoBackend: none chosen
+  // yet). Set by the owner; readers see it under the entry's seqlock.
+  std::uint16_t backend(packet::IpFamily f, Handle h) const noexcept {
+    return f == packet::IpFamily::V4 ? v4_.cold(h).backend : v6_.cold(h).backend;
+  }
+  void set_backend(packet::IpFamily f, Handle h, std::uint16_t b) noexcept {
+    if (f == packet::IpFamily::V4) set_backend_in(v4_, h, b);
+    else set_backend_in(v6_, h, b);
+  }
+
+  // The entry of a segment's connection, without changing anything.
+  Handle find(const packet::PacketView& v) noexcept {
+    return v.family == packet::IpFamily::V4 ? find_in(v4_, v) : find_in(v6_, v);
+  }
+
   template <class F>
   ExpireStatus expire(FlowTable<F>& table, Handle h, std::uint32_t version, Clock clock) noexcept {
     if (h >= table.capacity()) return ExpireStatus::BadHandle;
@@ -169,6 +187,21 @@ class Tracker {
   static void load(const EntryV6& e, const Cold& c, tcp::State& s) noexcept { load_common(e, c, s); }
 
  private:
+  template <class F>
+  static void set_backend_in(FlowTable<F>& table, Handle h, std::uint16_t b) noexcept {
+    auto& e = table.entry(h);
+    FlowTable<F>::write_begin(e);
+    table.cold(h).backend = b;
+    FlowTable<F>::write_end(e);
+  }
+
+  template <class F>
+  static Handle find_in(FlowTable<F>& table, const packet::PacketView& v) noexcept {
+    typename F::Key key;
+    make_key(v, key);
+    return table.lookup(key, hash_key(key));
+  }
+
   template <class E>
   static void load_common(const E& e, const Cold& c, tcp::State& s) noexcept {
     s.last_seen = e.last_seen;
@@ -242,6 +275,7 @@ class Tracker {
   TrackResult track_in(FlowTable<F>& table, const packet::PacketView& v, const typename F::Key& key,
                        std::uint32_t hash, Side side, Handle hint, Clock clock) noexcept {
     TrackResult r;
+    r.hash = hash;
     const Millis now = clock.now();
     Handle h = table.is_entry_of(hint, key) ? hint : table.lookup(key, hash);
     if (h != kNoHandle && fast_path_ && track_established(table, h, v, side, now, r)) return r;
@@ -269,6 +303,7 @@ class Tracker {
       if (before == tcp::CtState::SynSent && s.ct() == tcp::CtState::SynRecv) {
         ++counters_.syn_to_synack[handshake_bucket(ms)];
         counters_.syn_to_synack_ms_sum += ms;
+        r.syn_to_synack_ms = ms;
       } else if (before == tcp::CtState::SynRecv && s.ct() == tcp::CtState::Established) {
         ++counters_.synack_to_ack[handshake_bucket(ms)];
         counters_.synack_to_ack_ms_sum += ms;

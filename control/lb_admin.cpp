@@ -1,0 +1,175 @@
+#include "control/lb_admin.hpp"
+
+#include <cstring>
+
+namespace ctlb::control {
+
+std::string publish_change(shm::LbZone& z, lb::Op op, const std::string& vip, const std::string& backend,
+                           std::uint32_t weight, const GraceWait& wait) {
+  config::IpAddr addr;
+  std::uint16_t port = 0;
+  if (!lb::parse_endpoint(backend, addr, port))
+    return "backend '" + backend + "': expected ADDRESS:PORT or [IPv6-ADDRESS]:PORT";
+  const std::uint32_t active = __atomic_load_n(&z.active, __ATOMIC_ACQUIRE) & 1;
+  const lb::State& live = *lb_state(z, active);
+  const std::uint32_t v = lb::vip_by_name(live, vip);
+  if (v == lb::kNoVip) return "no VIP '" + vip + "' (give its name or ADDRESS:PORT)";
+  if (!wait()) return "the workers did not leave the previous generation in time; nothing changed";
+  lb::State& next = *lb_state(z, active ^ 1);
+  std::memcpy(static_cast<void*>(&next), &live, z.state_bytes);
+  const std::string err = lb::apply(next, op, v, addr, port, weight);
+  if (!err.empty()) return err;
+  __atomic_store_n(&z.active, active ^ 1, __ATOMIC_RELEASE);
+  ++z.published;
+  if (!wait()) return "published, but not every worker has switched yet";
+  return {};
+}
+
+namespace {
+
+struct Connections {
+  std::uint64_t entries = 0;
+  std::uint64_t active = 0;  // SYN_SENT, SYN_RECV, ESTABLISHED, SYN_SENT2
+};
+
+bool is_active(std::uint32_t ct) {
+  const auto s = static_cast<tcp::CtState>(ct);
+  return s == tcp::CtState::SynSent || s == tcp::CtState::SynRecv || s == tcp::CtState::Established ||
+         s == tcp::CtState::SynSent2;
+}
+
+std::vector<Connections> count_connections(const View& v, std::uint32_t slots) {
+  std::vector<Connections> out(slots);
+  auto add = [&](flow::Handle, const auto& e, const flow::Cold& c) {
+    if (c.backend >= slots) return;
+    ++out[c.backend].entries;
+    if (is_active(e.status.ct_state)) ++out[c.backend].active;
+  };
+  for (const auto& w : v.workers) {
+    for_each_flow(w.v4, add);
+    for_each_flow(w.v6, add);
+  }
+  return out;
+}
+
+shm::BackendCounters sum_counters(const LbView& lv, std::uint32_t slot) {
+  shm::BackendCounters s{};
+  for (const auto* c : lv.counters) {
+    if (!c) continue;
+    const shm::BackendCounters& b = c[slot];
+    s.new_connections += b.new_connections;
+    s.packets_in += b.packets_in;
+    s.bytes_in += b.bytes_in;
+    s.packets_out += b.packets_out;
+    s.bytes_out += b.bytes_out;
+    s.resets += b.resets;
+    for (std::size_t i = 0; i < flow::kHandshakeBuckets; ++i) s.syn_to_synack[i] += b.syn_to_synack[i];
+    s.syn_to_synack_ms_sum += b.syn_to_synack_ms_sum;
+  }
+  return s;
+}
+
+std::string addr_text(std::uint8_t family, const std::uint8_t* a) {
+  char buf[INET6_ADDRSTRLEN];
+  inet_ntop(family == 4 ? AF_INET : AF_INET6, a, buf, sizeof buf);
+  return buf;
+}
+
+}  // namespace
+
+Json query_lb(const LbView& lv, const View& v) {
+  Json::Object root;
+  if (!lv.zone) {
+    root["vips"] = Json::Array{};
+    root["mode"] = "inline";
+    return Json(std::move(root));
+  }
+  const std::uint32_t active = __atomic_load_n(&lv.zone->active, __ATOMIC_ACQUIRE) & 1;
+  const lb::State& s = *lb_state(*lv.zone, active);
+  const auto conns = count_connections(v, s.slot_count);
+  Json::Array vips;
+  for (std::uint32_t i = 0; i < s.vip_count; ++i) {
+    const lb::VipSlot& vs = s.vips[i];
+    Json::Object vo;
+    vo["name"] = std::string(vs.name);
+    vo["address"] = addr_text(vs.family, vs.addr);
+    vo["port"] = vs.port;
+    vo["table_size"] = vs.table_size;
+    std::vector<std::uint32_t> share(s.slot_count, 0);
+    for (std::uint16_t e : s.table(i))
+      if (e < s.slot_count) ++share[e];
+    Json::Array backends;
+    for (std::uint32_t b = 0; b < s.slot_count; ++b) {
+      const lb::BackendSlot& bs = s.slots[b];
+      if (bs.vip != i || bs.state == lb::SlotState::Free) continue;
+      const shm::BackendCounters c = sum_counters(lv, b);
+      Json::Object bo;
+      bo["address"] = addr_text(bs.family, bs.addr);
+      bo["port"] = bs.port;
+      bo["weight"] = bs.weight;
+      bo["state"] = lb::slot_state_name(bs.state);
+      bo["table_share"] = vs.table_size ? static_cast<double>(share[b]) / vs.table_size : 0.0;
+      bo["new_connections"] = c.new_connections;
+      bo["connections"] = conns[b].entries;
+      bo["active_connections"] = conns[b].active;
+      bo["packets_in"] = c.packets_in;
+      bo["bytes_in"] = c.bytes_in;
+      bo["packets_out"] = c.packets_out;
+      bo["bytes_out"] = c.bytes_out;
+      bo["resets"] = c.resets;
+      Json::Array hist;
+      for (auto n : c.syn_to_synack) hist.push_back(n);
+      bo["syn_to_synack_buckets"] = std::move(hist);
+      bo["syn_to_synack_ms_sum"] = c.syn_to_synack_ms_sum;
+      backends.push_back(Json(std::move(bo)));
+    }
+    vo["backends"] = std::move(backends);
+    vips.push_back(Json(std::move(vo)));
+  }
+  root["mode"] = "lb";
+  root["generation"] = s.generation;
+  root["published"] = lv.zone->published;
+  root["vips"] = std::move(vips);
+  return Json(std::move(root));
+}
+
+std::string prometheus_lb(const LbView& lv, const View& v) {
+  if (!lv.zone) return {};
+  const std::uint32_t active = __atomic_load_n(&lv.zone->active, __ATOMIC_ACQUIRE) & 1;
+  const lb::State& s = *lb_state(*lv.zone, active);
+  const auto conns = count_connections(v, s.slot_count);
+  struct Metric {
+    const char* name;
+    const char* type;
+    const char* help;
+  };
+  static constexpr Metric kMetrics[] = {
+      {"ctlb_lb_backend_new_connections_total", "counter", "Connections given this backend at their SYN"},
+      {"ctlb_lb_backend_connections", "gauge", "Flow entries that use this backend"},
+      {"ctlb_lb_backend_active_connections", "gauge", "Of those, connections not yet closing"},
+      {"ctlb_lb_backend_bytes_in_total", "counter", "Bytes from clients to this backend"},
+      {"ctlb_lb_backend_bytes_out_total", "counter", "Bytes from this backend to clients"},
+      {"ctlb_lb_backend_resets_total", "counter", "RST segments of this backend's connections"},
+      {"ctlb_lb_backend_weight", "gauge", "Maglev weight (0: no new connections)"},
+      {"ctlb_lb_backend_up", "gauge", "1 if the backend takes new connections"},
+  };
+  std::string out;
+  for (std::size_t m = 0; m < std::size(kMetrics); ++m) {
+    out += std::string("# HELP ") + kMetrics[m].name + " " + kMetrics[m].help + "\n";
+    out += std::string("# TYPE ") + kMetrics[m].name + " " + kMetrics[m].type + "\n";
+    for (std::uint32_t b = 0; b < s.slot_count; ++b) {
+      const lb::BackendSlot& bs = s.slots[b];
+      if (bs.state == lb::SlotState::Free) continue;
+      const shm::BackendCounters c = sum_counters(lv, b);
+      const std::uint64_t values[] = {c.new_connections, conns[b].entries, conns[b].active,  c.bytes_in,
+                                      c.bytes_out,       c.resets,         bs.weight,
+                                      bs.state == lb::SlotState::Active && bs.weight > 0 ? 1u : 0u};
+      out += std::string(kMetrics[m].name) + "{vip=\"" + s.vips[bs.vip].name + "\",backend=\"" +
+             lb::endpoint_text(bs.family, bs.addr, bs.port) + "\",state=\"" + lb::slot_state_name(bs.state) +
+             "\"} " + std::to_string(values[m]) + "\n";
+    }
+  }
+  return out;
+}
+
+}  // namespace ctlb::control

@@ -1,0 +1,47 @@
+#pragma once
+// The load balancer as ctlb-control sees it: the published LB state
+// (shm::LbZone), per-worker backend counters, and run-time changes to the
+// pools. Pure code over memory, so the unit tests run it on heap blocks;
+// ctlb-control supplies the QSBR grace-period wait.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "control/json.hpp"
+#include "control/query.hpp"
+#include "dataplane/lb/lb_state.hpp"
+#include "dataplane/shm_layout.hpp"
+
+namespace ctlb::control {
+
+struct LbView {
+  shm::LbZone* zone = nullptr;                          // null: not in mode lb
+  std::vector<const shm::BackendCounters*> counters;  // per worker, [lb::kMaxSlots]
+};
+
+inline lb::State* lb_state(shm::LbZone& z, std::uint32_t which) noexcept {
+  return reinterpret_cast<lb::State*>(reinterpret_cast<std::uint8_t*>(&z) + z.state_offset[which & 1]);
+}
+
+// Waits until every worker has passed a quiescent state since the call
+// (none still reads a generation it read before); false on timeout.
+using GraceWait = std::function<bool()>;
+
+// One change to a VIP's pool, published: waits for a grace period (nobody
+// still reads the spare generation), copies the live generation into the
+// spare one, applies the change there, makes it live, and waits for a grace
+// period again so that on success every worker uses the new pool. Returns
+// an error message, empty on success.
+std::string publish_change(shm::LbZone& z, lb::Op op, const std::string& vip, const std::string& backend,
+                           std::uint32_t weight, const GraceWait& wait);
+
+// {"vips": [{name, address, port, table_size, generation, backends: [...]}]}
+// with per-backend counters summed over workers, and the connections each
+// backend has now (entries in the flow tables: all, and not yet closing).
+Json query_lb(const LbView& lv, const View& v);
+
+// Prometheus lines for the VIPs and backends (appended to the metrics).
+std::string prometheus_lb(const LbView& lv, const View& v);
+
+}  // namespace ctlb::control
