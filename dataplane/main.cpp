@@ -165,7 +165,7 @@ Result<std::unique_ptr<dataplane::NeighbourService>> setup_lb(const config::Conf
                                                                rte_mempool* pool) {
   const std::uint32_t entries = lb::table_entries_of(cfg);
   const std::size_t sb = lb::state_bytes(entries);
-  const std::size_t qsbr_bytes = rte_rcu_qsbr_get_memsize(shm::kMaxWorkers);
+  const std::size_t qsbr_bytes = rte_rcu_qsbr_get_memsize(shm::kQsbrThreads);
   const std::size_t head = (sizeof(shm::LbZone) + 63) & ~std::size_t{63};
   const std::size_t total = head + 2 * sb + qsbr_bytes;
   const rte_memzone* z = rte_memzone_reserve_aligned(shm::kLbZone, total, SOCKET_ID_ANY, 0, 64);
@@ -193,7 +193,9 @@ Result<std::unique_ptr<dataplane::NeighbourService>> setup_lb(const config::Conf
   if (!err.empty()) return Error{"LB state: " + err};
   zone->active = 0;
   auto* qsbr = reinterpret_cast<rte_rcu_qsbr*>(static_cast<std::uint8_t*>(z->addr) + zone->qsbr_offset);
-  if (rte_rcu_qsbr_init(qsbr, shm::kMaxWorkers) != 0) return Error{"cannot initialise the QSBR variable"};
+  if (rte_rcu_qsbr_init(qsbr, shm::kQsbrThreads) != 0 ||
+      rte_rcu_qsbr_thread_register(qsbr, shm::kQsbrMainLcore) != 0)
+    return Error{"cannot initialise the QSBR variable"};
 
   const rte_memzone* nz = rte_memzone_reserve_aligned(
       shm::kNeighbourZone, sizeof(lb::NeighbourSlot) * shm::kNeighbourCapacity, SOCKET_ID_ANY, 0, 64);
@@ -226,7 +228,8 @@ Result<std::unique_ptr<dataplane::NeighbourService>> setup_lb(const config::Conf
       return Error{"cannot register worker " + std::to_string(w) + " with the QSBR variable"};
   }
   header.lb_mode = 1;
-  return std::make_unique<dataplane::NeighbourService>(cfg, zone, slots, shm::kNeighbourCapacity, msgs, slow, pool);
+  return std::make_unique<dataplane::NeighbourService>(cfg, zone, qsbr, slots, shm::kNeighbourCapacity, msgs, slow,
+                                                      pool);
 }
 
 int run(const config::Config& cfg, const std::vector<std::string>& extra_eal) {

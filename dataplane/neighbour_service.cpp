@@ -9,9 +9,10 @@
 
 namespace ctlb::dataplane {
 
-NeighbourService::NeighbourService(const config::Config& cfg, shm::LbZone* zone, lb::NeighbourSlot* slots,
-                                   std::uint32_t capacity, rte_ring* messages, rte_ring* slow_tx, rte_mempool* pool)
-    : arp_(cfg.lb.arp), zone_(zone), table_(slots, capacity), messages_(messages), slow_tx_(slow_tx), pool_(pool) {
+NeighbourService::NeighbourService(const config::Config& cfg, shm::LbZone* zone, rte_rcu_qsbr* qsbr,
+                                   lb::NeighbourSlot* slots, std::uint32_t capacity, rte_ring* messages,
+                                   rte_ring* slow_tx, rte_mempool* pool)
+    : arp_(cfg.lb.arp), zone_(zone), qsbr_(qsbr), table_(slots, capacity), messages_(messages), slow_tx_(slow_tx), pool_(pool) {
   for (const auto& n : cfg.lb.neighbours)
     for (std::size_t p = 0; p < cfg.ports.size(); ++p)
       if (cfg.ports[p].name == n.port)
@@ -55,6 +56,12 @@ void NeighbourService::send_request(const lb::NeighbourSlot& s) {
 }
 
 void NeighbourService::poll(std::uint64_t now_ms) {
+  rte_rcu_qsbr_thread_online(qsbr_, shm::kQsbrMainLcore);
+  poll_online(now_ms);
+  rte_rcu_qsbr_thread_offline(qsbr_, shm::kQsbrMainLcore);
+}
+
+void NeighbourService::poll_online(std::uint64_t now_ms) {
   const lb::State& st = *current_lb_state(zone_);
   // Every next hop the pools need, resolved ahead of traffic (again after
   // each published change: a new backend may have been added).

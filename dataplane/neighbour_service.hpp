@@ -9,6 +9,7 @@
 // queue. IPv6 next hops need static entries (neighbour discovery is not
 // implemented); a request for one is counted and ignored.
 #include <rte_mempool.h>
+#include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 
 #include <cstdint>
@@ -29,10 +30,12 @@ struct NeighbourServiceCounters {
 
 class NeighbourService {
  public:
-  NeighbourService(const config::Config& cfg, shm::LbZone* zone, lb::NeighbourSlot* slots, std::uint32_t capacity,
-                   rte_ring* messages, rte_ring* slow_tx, rte_mempool* pool);
+  NeighbourService(const config::Config& cfg, shm::LbZone* zone, rte_rcu_qsbr* qsbr, lb::NeighbourSlot* slots,
+                   std::uint32_t capacity, rte_ring* messages, rte_ring* slow_tx, rte_mempool* pool);
 
   // Does what is due at now_ms (the tracker clock): messages, probes, ageing.
+  // It reads the LB state as a QSBR reader (thread id shm::kQsbrMainLcore),
+  // online only during the call, so a publisher never waits on its sleep.
   void poll(std::uint64_t now_ms);
 
   const NeighbourServiceCounters& counters() const noexcept { return counters_; }
@@ -42,7 +45,10 @@ class NeighbourService {
   void send_request(const lb::NeighbourSlot& s);
 
   config::Arp arp_;
+  void poll_online(std::uint64_t now_ms);
+
   shm::LbZone* zone_;
+  rte_rcu_qsbr* qsbr_;
   lb::NeighbourTable table_;
   rte_ring* messages_;
   rte_ring* slow_tx_;

@@ -35,6 +35,8 @@ inline constexpr char kNeighbourZone[] = "ctlb_neigh";
 inline constexpr char kNeighbourRing[] = "ctlb_neigh_msg";
 inline constexpr char kSlowTxRing[] = "ctlb_slow_tx";
 inline constexpr std::uint32_t kNeighbourCapacity = 4096;
+inline constexpr std::uint32_t kQsbrThreads = kMaxWorkers + 1;
+inline constexpr std::uint32_t kQsbrMainLcore = kMaxWorkers;  // its QSBR thread id
 
 // The published LB state: workers read generation `active` for a whole
 // loop and then report a quiescent state (DPDK QSBR, thread id = worker
@@ -46,7 +48,7 @@ struct alignas(64) LbZone {
   std::uint32_t layout_version;
   std::uint32_t state_bytes;     // bytes of one generation (lb::state_bytes)
   std::uint64_t state_offset[2];  // from the start of the zone
-  std::uint64_t qsbr_offset;      // rte_rcu_qsbr, for kMaxWorkers threads
+  std::uint64_t qsbr_offset;      // rte_rcu_qsbr for kQsbrThreads: the workers, then the main lcore
   std::uint64_t published;        // changes published since start
   volatile std::uint32_t active;  // 0 or 1
 };
