@@ -405,6 +405,15 @@ int cmd_live(std::string_view cmd, std::vector<std::string_view> args) {
                 << "   new connections/s " << rate("flows_created") << "   expired/s " << rate("flows_expired")
                 << "\n\n";
       print_stats(answer);
+      // Mode lb: the VIPs and backends too (an inline dataplane says no).
+      Json::Object lb_req;
+      lb_req["cmd"] = "lb";
+      auto lb = ctlb::control::call_control(o.socket, Json(std::move(lb_req)));
+      const auto* ok = lb.answer.get("ok");
+      if (lb.status == ctlb::control::CallStatus::Ok && ok && ok->is_bool() && ok->as_bool()) {
+        std::cout << '\n';
+        print_lb(lb.answer);
+      }
       std::cout.flush();
     }
     if (count == 0 || round + 1 < count) std::this_thread::sleep_for(std::chrono::seconds(interval));
