@@ -278,7 +278,9 @@ void print_flows(const ctlb::control::Json& a, bool stuck) {
 void print_lb(const ctlb::control::Json& a) {
   for (const auto& v : a.get("vips")->as_array()) {
     std::cout << "VIP " << str(v, "name") << "  " << str(v, "address") << ':' << str(v, "port") << "  (Maglev "
-              << str(v, "table_size") << " slots)\n";
+              << str(v, "table_size") << " slots)  " << num(v, "new_connections") << " connections, "
+              << num(v, "active_connections") << " active, " << num(v, "bytes_in") << " B in, "
+              << num(v, "bytes_out") << " B out\n";
     std::cout << "  " << std::left << std::setw(26) << "BACKEND" << std::setw(10) << "STATE" << std::right
               << std::setw(7) << "WEIGHT" << std::setw(8) << "SHARE" << std::setw(10) << "NEW" << std::setw(9)
               << "ACTIVE" << std::setw(9) << "ENTRIES" << std::setw(14) << "BYTES IN" << std::setw(14)

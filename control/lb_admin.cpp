@@ -99,10 +99,20 @@ Json query_lb(const LbView& lv, const View& v) {
     for (std::uint16_t e : s.table(i))
       if (e < s.slot_count) ++share[e];
     Json::Array backends;
+    shm::BackendCounters total{};
+    Connections total_conns;
     for (std::uint32_t b = 0; b < s.slot_count; ++b) {
       const lb::BackendSlot& bs = s.slots[b];
       if (bs.vip != i || bs.state == lb::SlotState::Free) continue;
       const shm::BackendCounters c = sum_counters(lv, b);
+      total.new_connections += c.new_connections;
+      total.packets_in += c.packets_in;
+      total.bytes_in += c.bytes_in;
+      total.packets_out += c.packets_out;
+      total.bytes_out += c.bytes_out;
+      total.resets += c.resets;
+      total_conns.entries += conns[b].entries;
+      total_conns.active += conns[b].active;
       Json::Object bo;
       bo["address"] = addr_text(bs.family, bs.addr);
       bo["port"] = bs.port;
@@ -124,6 +134,15 @@ Json query_lb(const LbView& lv, const View& v) {
       backends.push_back(Json(std::move(bo)));
     }
     vo["backends"] = std::move(backends);
+    // The VIP's totals: the sums over its backends (removed ones included).
+    vo["new_connections"] = total.new_connections;
+    vo["connections"] = total_conns.entries;
+    vo["active_connections"] = total_conns.active;
+    vo["packets_in"] = total.packets_in;
+    vo["bytes_in"] = total.bytes_in;
+    vo["packets_out"] = total.packets_out;
+    vo["bytes_out"] = total.bytes_out;
+    vo["resets"] = total.resets;
     vips.push_back(Json(std::move(vo)));
   }
   root["mode"] = "lb";
