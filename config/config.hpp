@@ -64,6 +64,7 @@ struct Tracking {
 inline constexpr std::size_t kMaxVips = 64;
 inline constexpr std::size_t kMaxBackends = 1024;  // backend slots over all VIPs
 inline constexpr std::uint32_t kMaxTableSize = 1048573;  // largest Maglev table (a prime)
+inline constexpr std::size_t kMaxVipName = 63;  // longer than any default name ("[IPv6]:PORT")
 enum class BackendState : std::uint8_t { Active, Draining, Down };
 enum class UnknownFlows : std::uint8_t { Loose, Strict };
 

@@ -458,16 +458,14 @@ Vip load_vip(const Node& n, const std::vector<Port>& ports, const bool has_gatew
   if (n.has("name")) {
     const Node nn = n.child("name");
     v.name = nn.str("a VIP name");
-    if (v.name.empty() || v.name.find_first_of(" \t\r\n") != std::string::npos)
-      nn.fail("a non-empty name without spaces");
+    if (v.name.empty() || v.name.size() > kMaxVipName || v.name.find_first_of(" \t\r\n:") != std::string::npos)
+      nn.fail("a name of 1.." + std::to_string(kMaxVipName) +
+              " characters without spaces or ':' (ADDRESS:PORT already names every VIP)");
     for (std::size_t i = 0; i < earlier.size(); ++i)
       if (earlier[i].name == v.name)
         nn.fail("a VIP name not already used (lb.vips[" + std::to_string(i) + "] has it)");
   } else {
-    v.name = endpoint_text(v.address, v.port);
-    for (std::size_t i = 0; i < earlier.size(); ++i)
-      if (earlier[i].name == v.name)
-        n.fail("a name (its default, " + v.name + ", is lb.vips[" + std::to_string(i) + "]'s name)");
+    v.name = endpoint_text(v.address, v.port);  // unique: addresses and ports are, explicit names have no ':'
   }
   if (n.has("table_size")) {
     const Node tn = n.child("table_size");

@@ -308,7 +308,9 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
       as_from_vip(mt.vip);
       if (mt.multi) {
         // The backend serves several VIPs: find the connection that uses it.
-        lb::for_each_slot(s, family, v.src, v.sport, [&](std::uint32_t slot) {
+        // With none, the VIP is unknown: picking one could pick up the
+        // connection under the wrong VIP, so the packet is dropped.
+        const bool found = lb::for_each_slot(s, family, v.src, v.sport, [&](std::uint32_t slot) {
           as_from_vip(s.slots[slot].vip);
           const flow::Handle h = w.tracker->find(tv);
           if (h != flow::kNoHandle && w.tracker->backend(v.family, h) == slot) {
@@ -318,6 +320,10 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
           }
           return false;
         });
+        if (!found) {
+          drop(m, w.counters.lb_dropped_unknown_flow);
+          continue;
+        }
         as_from_vip(mt.vip);
       }
     }

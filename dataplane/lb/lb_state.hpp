@@ -69,9 +69,10 @@ struct VipSlot {
   std::uint8_t pad;
   std::uint32_t table_size;
   std::uint32_t table_offset;  // in entries, from the start of the tables
-  char name[36];
+  char name[config::kMaxVipName + 1];
+  std::uint8_t reserved[36];
 };
-static_assert(sizeof(VipSlot) == 64);
+static_assert(sizeof(VipSlot) == 128);
 
 struct PortPrefix {
   std::uint8_t family;  // 0: unused

@@ -432,10 +432,16 @@ TEST(ConfigLb, DuplicateVipName) {
                              "    - name: web\n      address: 198.18.100.2\n")),
             "test.yaml:32:13: lb.vips[2].name: expected a VIP name not already used (lb.vips[0] has it) "
             "(found 'web')");
-  // An explicit name taken by a later VIP's default name.
+  // A name that looks like ADDRESS:PORT could name another VIP: refused.
   EXPECT_EQ(error_of(replace(kGoodLb, "name: web", "name: 198.18.100.2:22")),
-            "test.yaml:32:7: lb.vips[2]: expected a name (its default, 198.18.100.2:22, is lb.vips[0]'s name) "
-            "(found a mapping)");
+            "test.yaml:20:13: lb.vips[0].name: expected a name of 1..63 characters without spaces or ':' "
+            "(ADDRESS:PORT already names every VIP) (found '198.18.100.2:22')");
+  // Longer than the shared state keeps (63): refused, not cut.
+  const std::string long_name(64, 'n');
+  EXPECT_EQ(error_of(replace(kGoodLb, "name: web", "name: " + long_name)),
+            "test.yaml:20:13: lb.vips[0].name: expected a name of 1..63 characters without spaces or ':' "
+            "(ADDRESS:PORT already names every VIP) (found '" + long_name + "')");
+  EXPECT_TRUE(load_string(replace(kGoodLb, "name: web", "name: " + std::string(63, 'n')), "test.yaml"));
 }
 
 // VIPs or backends beyond the limits, appended to kGoodLb's list of VIPs.
