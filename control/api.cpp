@@ -70,7 +70,7 @@ std::string handle_api(const std::string& line, const View& view, const std::vec
   if (!req) return error_line("request is not valid JSON: " + parse_error);
   if (!req->is_object()) return error_line("request must be a JSON object");
   const Json* cmd = req->get("cmd");
-  if (!cmd || !cmd->is_string()) return error_line("request needs \"cmd\": ping, stats, flows, stuck, lb or backend");
+  if (!cmd || !cmd->is_string()) return error_line("request needs \"cmd\": ping, stats, flows, stuck, lb, neighbours or backend");
   try {
     const std::string& c = cmd->as_string();
     if (c == "ping") {
@@ -108,6 +108,11 @@ std::string handle_api(const std::string& line, const View& view, const std::vec
       if (!lb.view || !lb.view->zone) return error_line("the dataplane does not run in mode lb");
       return with_ok(query_lb(*lb.view, view)).dump();
     }
+    if (c == "neighbours") {
+      only_keys(*req, {"cmd"});
+      if (!lb.view || !lb.view->neighbours || !view.header) return error_line("the dataplane does not run in mode lb");
+      return with_ok(query_neighbours(*lb.view, *view.header, now_ms)).dump();
+    }
     if (c == "backend") {
       only_keys(*req, {"cmd", "op", "vip", "backend", "weight"});
       if (!lb.view || !lb.view->zone || !lb.change) return error_line("the dataplane does not run in mode lb");
@@ -132,7 +137,7 @@ std::string handle_api(const std::string& line, const View& view, const std::vec
       if (!err.empty()) return error_line(err);
       return with_ok(query_lb(*lb.view, view)).dump();
     }
-    return error_line("unknown cmd '" + c + "' (expected ping, stats, flows, stuck, lb or backend)");
+    return error_line("unknown cmd '" + c + "' (expected ping, stats, flows, stuck, lb, neighbours or backend)");
   } catch (const ApiError& e) {
     return error_line(e.message);
   }

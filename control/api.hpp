@@ -7,6 +7,7 @@
 //    "older_than_s":60, "port":80, "limit":100}            (every filter optional)
 //   {"cmd":"stuck", "threshold_s":60, "limit":100}
 //   {"cmd":"lb"}                                             (mode lb: VIPs, backends, counters)
+//   {"cmd":"neighbours"}                                     (mode lb: the ARP/static neighbour table)
 //   {"cmd":"backend", "op":"add|remove|drain|down|weight", "vip":"web" or "ADDR:PORT",
 //    "backend":"ADDR:PORT", "weight":N}                       (weight: add and weight only)
 // Answers carry "ok": true and the result's fields, or "ok": false and

@@ -202,6 +202,10 @@ int main(int argc, char** argv) {
     lb_view.zone = static_cast<shm::LbZone*>(lz->addr);
     if (lb_view.zone->magic != shm::kShmMagic || lb_view.zone->layout_version != shm::kShmLayoutVersion)
       return fail("the LB state has another layout: run ctlb-control from the same build as ctlb-dataplane");
+    const rte_memzone* nz = rte_memzone_lookup(shm::kNeighbourZone);
+    if (!nz) return fail("the dataplane runs in mode lb but its neighbour table is missing");
+    lb_view.neighbours = static_cast<lb::NeighbourSlot*>(nz->addr);
+    lb_view.neighbour_capacity = shm::kNeighbourCapacity;
     qsbr = reinterpret_cast<rte_rcu_qsbr*>(static_cast<std::uint8_t*>(lz->addr) + lb_view.zone->qsbr_offset);
     for (std::uint32_t w = 0; w < header->worker_count; ++w) {
       const rte_memzone* cz = rte_memzone_lookup(header->workers[w].lb_counters);

@@ -45,6 +45,7 @@ constexpr std::string_view kUsage =
     "  watch             a refreshing view of rates and states, like top\n"
     "  lb                mode lb: VIPs and their backends (state, weight, Maglev share,\n"
     "                    connections now and since start, bytes each way, resets)\n"
+    "  neighbours        mode lb: the ARP/static neighbour table (address, port, state, MAC)\n"
     "  backend OP VIP BACKEND [WEIGHT]\n"
     "                    change a VIP's pool at run time; OP is add (WEIGHT, default 1),\n"
     "                    remove, drain (no new connections), down, or weight (WEIGHT);\n"
@@ -53,7 +54,7 @@ constexpr std::string_view kUsage =
     "                    already open keep their backend to the end.\n"
     "  help              this text\n"
     "\n"
-    "live commands (stats, flows, stuck, watch, lb, backend) talk to ctlb-control:\n"
+    "live commands (stats, flows, stuck, watch, lb, neighbours, backend) talk to ctlb-control:\n"
     "  --socket PATH         its socket (default /run/ctlb/control.sock)\n"
     "  --config FILE         or take control.socket from the configuration file\n"
     "  --json                print ctlb-control's JSON answer\n"
@@ -300,6 +301,20 @@ void print_lb(const ctlb::control::Json& a) {
   }
 }
 
+void print_neighbours(const ctlb::control::Json& a) {
+  std::cout << std::left << std::setw(40) << "ADDRESS" << std::setw(12) << "PORT" << std::setw(12) << "STATE"
+            << std::setw(19) << "MAC" << std::right << std::setw(7) << "PROBES" << std::setw(10) << "UPDATED" << '\n';
+  const auto& rows = a.get("neighbours")->as_array();
+  for (const auto& r : rows) {
+    std::ostringstream ago;
+    ago << std::fixed << std::setprecision(1) << r.get("updated_s_ago")->as_number() << "s";
+    std::cout << std::left << std::setw(40) << str(r, "address") << std::setw(12) << str(r, "port") << std::setw(12)
+              << str(r, "state") << std::setw(19) << (str(r, "mac").empty() ? "-" : str(r, "mac")) << std::right
+              << std::setw(7) << num(r, "probes") << std::setw(10) << ago.str() << '\n';
+  }
+  std::cout << rows.size() << (rows.size() == 1 ? " neighbour\n" : " neighbours\n");
+}
+
 int cmd_lb(std::string_view cmd, std::vector<std::string_view> args) {
   using ctlb::control::Json;
   LiveOptions o;
@@ -310,8 +325,8 @@ int cmd_lb(std::string_view cmd, std::vector<std::string_view> args) {
       return usage_error(std::string(cmd) + ": unknown option '" + std::string(a) + "'");
   Json::Object req;
   req["cmd"] = std::string(cmd);
-  if (cmd == "lb") {
-    if (!args.empty()) return usage_error("lb: unexpected argument '" + std::string(args[0]) + "'");
+  if (cmd == "lb" || cmd == "neighbours") {
+    if (!args.empty()) return usage_error(std::string(cmd) + ": unexpected argument '" + std::string(args[0]) + "'");
   } else {
     if (args.size() < 3 || args.size() > 4)
       return usage_error("backend: expected OP VIP BACKEND [WEIGHT] (OP: add, remove, drain, down, weight)");
@@ -335,6 +350,7 @@ int cmd_lb(std::string_view cmd, std::vector<std::string_view> args) {
   rc = call(o, Json(std::move(req)), answer);
   if (rc != kExitOk) return rc;
   if (o.json) std::cout << answer.dump() << '\n';
+  else if (cmd == "neighbours") print_neighbours(answer);
   else print_lb(answer);
   return kExitOk;
 }
@@ -439,6 +455,6 @@ int main(int argc, char** argv) {
   }
   if (cmd == "trace") return cmd_trace(args);
   if (cmd == "stats" || cmd == "flows" || cmd == "stuck" || cmd == "watch") return cmd_live(cmd, args);
-  if (cmd == "lb" || cmd == "backend") return cmd_lb(cmd, args);
+  if (cmd == "lb" || cmd == "neighbours" || cmd == "backend") return cmd_lb(cmd, args);
   return usage_error("unknown command '" + std::string(cmd) + "'");
 }

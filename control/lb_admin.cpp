@@ -152,6 +152,33 @@ Json query_lb(const LbView& lv, const View& v) {
   return Json(std::move(root));
 }
 
+Json query_neighbours(const LbView& lv, const shm::Header& h, std::uint64_t now_ms) {
+  static constexpr const char* kStates[] = {"none", "incomplete", "reachable", "stale", "failed", "static"};
+  Json::Array rows;
+  const lb::NeighbourTable table(lv.neighbours, lv.neighbour_capacity);
+  for (std::uint32_t i = 0; i < lv.neighbour_capacity; ++i) {
+    lb::NeighbourSlot n;
+    if (lv.neighbours[i].family == 0 || !table.read(i, n) || n.family == 0) continue;
+    Json::Object o;
+    o["address"] = addr_text(n.family, n.address);
+    o["port"] = n.port < h.port_count ? std::string(h.port_names[n.port]) : std::to_string(n.port);
+    const auto st = static_cast<std::size_t>(n.state);
+    o["state"] = st < std::size(kStates) ? kStates[st] : "?";
+    char mac[18];
+    std::snprintf(mac, sizeof mac, "%02x:%02x:%02x:%02x:%02x:%02x", n.mac[0], n.mac[1], n.mac[2], n.mac[3], n.mac[4],
+                  n.mac[5]);
+    const bool known = n.state == lb::NeighbourState::Reachable || n.state == lb::NeighbourState::Stale ||
+                       n.state == lb::NeighbourState::Static;
+    o["mac"] = known ? std::string(mac) : std::string();
+    o["probes"] = static_cast<std::uint32_t>(n.probes_sent);
+    o["updated_s_ago"] = now_ms > n.updated_ms ? (now_ms - n.updated_ms) / 1000.0 : 0.0;
+    rows.push_back(Json(std::move(o)));
+  }
+  Json::Object root;
+  root["neighbours"] = std::move(rows);
+  return Json(std::move(root));
+}
+
 std::string prometheus_lb(const LbView& lv, const View& v) {
   if (!lv.zone) return {};
   const std::uint32_t active = __atomic_load_n(&lv.zone->active, __ATOMIC_ACQUIRE) & 1;

@@ -11,6 +11,7 @@
 #include "control/json.hpp"
 #include "control/query.hpp"
 #include "dataplane/lb/lb_state.hpp"
+#include "dataplane/lb/neighbour.hpp"
 #include "dataplane/shm_layout.hpp"
 
 namespace ctlb::control {
@@ -18,6 +19,8 @@ namespace ctlb::control {
 struct LbView {
   shm::LbZone* zone = nullptr;                          // null: not in mode lb
   std::vector<const shm::BackendCounters*> counters;  // per worker, [lb::kMaxSlots]
+  lb::NeighbourSlot* neighbours = nullptr;             // the dataplane's neighbour table (read only here)
+  std::uint32_t neighbour_capacity = 0;
 };
 
 inline lb::State* lb_state(shm::LbZone& z, std::uint32_t which) noexcept {
@@ -40,6 +43,10 @@ std::string publish_change(shm::LbZone& z, lb::Op op, const std::string& vip, co
 // with per-backend counters summed over workers, and the connections each
 // backend has now (entries in the flow tables: all, and not yet closing).
 Json query_lb(const LbView& lv, const View& v);
+
+// {"neighbours": [{address, port, state, mac, probes, updated_s_ago}]}: the
+// dataplane's ARP/static neighbour table; port names from the header.
+Json query_neighbours(const LbView& lv, const shm::Header& h, std::uint64_t now_ms);
 
 // Prometheus lines for the VIPs and backends (appended to the metrics).
 std::string prometheus_lb(const LbView& lv, const View& v);

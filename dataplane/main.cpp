@@ -391,6 +391,18 @@ int run(const config::Config& cfg, const std::vector<std::string>& extra_eal) {
       return fail("cannot launch worker on lcore " + std::to_string(cfg.worker_lcores[w]));
     }
   }
+  // Mode lb: resolve the backends' and gateways' next hops before saying
+  // ready (at most a second), so that the first connections find them.
+  if (neighbour_service) {
+    const std::uint64_t until = clock_ms(*header) + 1000;
+    neighbour_service->poll(clock_ms(*header));
+    while (neighbour_service->resolving() && clock_ms(*header) < until && !g_stop.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      neighbour_service->poll(clock_ms(*header));
+    }
+    std::printf("ctlb: neighbours %s\n", neighbour_service->resolving() ? "still resolving after 1 s (see ctlbctl neighbours)"
+                                                                         : "resolved");
+  }
   // Tell ctlb-control that everything it attaches to exists now.
   const std::string ready = std::string(rte_eal_get_runtime_dir()) + "/ctlb.ready";
   if (std::FILE* f = std::fopen(ready.c_str(), "w")) {

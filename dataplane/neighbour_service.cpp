@@ -55,6 +55,12 @@ void NeighbourService::send_request(const lb::NeighbourSlot& s) {
   ++counters_.requests_sent;
 }
 
+bool NeighbourService::resolving() const noexcept {
+  for (std::uint32_t i = 0; i < table_.capacity(); ++i)
+    if (table_.slot(i).state == lb::NeighbourState::Incomplete) return true;
+  return false;
+}
+
 void NeighbourService::poll(std::uint64_t now_ms) {
   rte_rcu_qsbr_thread_online(qsbr_, shm::kQsbrMainLcore);
   poll_online(now_ms);

@@ -40,6 +40,9 @@ class NeighbourService {
 
   const NeighbourServiceCounters& counters() const noexcept { return counters_; }
 
+  // True while some wanted address is still being resolved (Incomplete).
+  bool resolving() const noexcept;
+
  private:
   void want(std::uint8_t family, const std::uint8_t* addr, std::uint16_t port, std::uint64_t now_ms);
   void send_request(const lb::NeighbourSlot& s);

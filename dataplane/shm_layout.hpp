@@ -113,7 +113,8 @@ struct PortCounters {
   X(lb_dropped_no_backend, "lb_dropped_no_backend", "lb: new connection to a VIP with no active backend")   \
   X(lb_dropped_unknown_flow, "lb_dropped_unknown_flow", "lb: packets of no tracked connection (strict)")    \
   X(lb_dropped_no_route, "lb_dropped_no_route", "lb: no route to the destination")                          \
-  X(lb_dropped_no_neighbour, "lb_dropped_no_neighbour", "lb: next hop's MAC not resolved yet")              \
+  X(lb_waited_for_neighbour, "lb_waited_for_neighbour", "lb: packets held until their next hop resolved")  \
+  X(lb_dropped_no_neighbour, "lb_dropped_no_neighbour", "lb: next hop unresolved for 1 s, or too many waiting") \
   X(lb_dropped_ttl, "lb_dropped_ttl", "lb: TTL or hop limit expired")                                       \
   X(lb_dropped_backend_mismatch, "lb_dropped_backend_mismatch", "lb: from a backend the connection does not use") \
   X(arp_requests_answered, "arp_requests_answered", "ARP requests for our addresses answered")              \

@@ -234,6 +234,14 @@ inline void drop(rte_mbuf* m, std::uint64_t& counter) noexcept {
   rte_pktmbuf_free(m);
 }
 
+inline void send_to(WorkerContext& w, const lb::State& s, std::uint16_t out_port, const config::Mac& mac,
+                    rte_mbuf* m) noexcept {
+  config::Mac own;
+  std::memcpy(own.data(), s.ports[out_port].mac, 6);
+  lb::set_macs(rte_pktmbuf_mtod(m, std::uint8_t*), mac, own);
+  enqueue_tx(w, out_port, m);
+}
+
 }  // namespace
 
 void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64_t now_ms, bool from_handover) {
@@ -424,14 +432,34 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
     }
     config::Mac mac;
     if (!neighbour_mac(w, family, nexthop, out_port, mac, now_ms)) {
-      drop(m, w.counters.lb_dropped_no_neighbour);
+      if (w.waiting_count == WorkerContext::kMaxWaiting) {
+        drop(m, w.counters.lb_dropped_no_neighbour);
+        continue;
+      }
+      WorkerContext::Waiting& q = w.waiting[w.waiting_count++];
+      q.m = m;
+      q.deadline_ms = now_ms + WorkerContext::kWaitMs;
+      q.port = out_port;
+      q.family = family;
+      std::memcpy(q.nexthop, nexthop, family == 4 ? 4 : 16);
+      ++w.counters.lb_waited_for_neighbour;
       continue;
     }
-    config::Mac own;
-    std::memcpy(own.data(), s.ports[out_port].mac, 6);
-    lb::set_macs(frame, mac, own);
-    enqueue_tx(w, out_port, m);
+    send_to(w, s, out_port, mac, m);
   }
+}
+
+void send_waiting(WorkerContext& w, std::uint64_t now_ms) {
+  const lb::NeighbourTable table(w.neighbours, w.neighbour_capacity);
+  std::uint32_t kept = 0;
+  for (std::uint32_t i = 0; i < w.waiting_count; ++i) {
+    WorkerContext::Waiting& q = w.waiting[i];
+    config::Mac mac;
+    if (table.lookup(q.family, q.nexthop, mac)) send_to(w, *w.lb, q.port, mac, q.m);
+    else if (now_ms >= q.deadline_ms) drop(q.m, w.counters.lb_dropped_no_neighbour);
+    else w.waiting[kept++] = q;
+  }
+  w.waiting_count = kept;
 }
 
 void flush_tx(WorkerContext& w) {
@@ -449,6 +477,7 @@ int worker_main(void* arg) {
     bool busy = false;
     if (w.lb_mode) {
       w.lb = current_lb_state(w.lb_zone);
+      if (w.waiting_count) send_waiting(w, now_ms);
       if (w.slow_tx) {
         const unsigned n = rte_ring_dequeue_burst(w.slow_tx, reinterpret_cast<void**>(pkts), kBurst, nullptr);
         for (unsigned i = 0; i < n; ++i) enqueue_tx(w, pkts[i]->port, pkts[i]);
@@ -493,6 +522,8 @@ int worker_main(void* arg) {
       publish(w);
     }
   }
+  for (std::uint32_t i = 0; i < w.waiting_count; ++i) drop(w.waiting[i].m, w.counters.lb_dropped_no_neighbour);
+  w.waiting_count = 0;
   flush_tx(w);
   publish(w);
   if (w.lb_mode) rte_rcu_qsbr_thread_offline(w.qsbr, w.index);

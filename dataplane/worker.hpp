@@ -63,6 +63,19 @@ struct alignas(64) WorkerContext {
   shm::BackendCounters* backend_counters = nullptr;  // [lb::kMaxSlots]
   std::uint8_t last_resolve[16] = {};    // last address asked for, to not flood the ring
   std::uint64_t last_resolve_ms = 0;
+  // Packets waiting for their next hop's MAC (as Linux queues a few per
+  // unresolved neighbour): sent when it resolves, dropped after the wait.
+  struct Waiting {
+    rte_mbuf* m;
+    std::uint64_t deadline_ms;
+    std::uint16_t port;
+    std::uint8_t family;
+    std::uint8_t nexthop[16];
+  };
+  static constexpr std::uint32_t kMaxWaiting = 64;
+  static constexpr std::uint64_t kWaitMs = 1000;
+  Waiting waiting[kMaxWaiting] = {};
+  std::uint32_t waiting_count = 0;
 
   shm::WorkerCounters counters = {};  // local, copied to the header between bursts
   TxBuffer tx[shm::kMaxPorts] = {};
@@ -78,6 +91,10 @@ void process_burst(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64_t 
 // The same for mode lb: classify (to a VIP, from a backend, ARP), steer by
 // the client's endpoint, track, choose the backend at the SYN, NAT.
 void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64_t now_ms, bool from_handover);
+
+// Mode lb: sends the packets whose next hop has resolved since, drops those
+// that waited too long. worker_main calls it at the top of each loop.
+void send_waiting(WorkerContext& w, std::uint64_t now_ms);
 
 // The generation of the LB state the workers use now.
 inline const lb::State* current_lb_state(const shm::LbZone* z) noexcept {
