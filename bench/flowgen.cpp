@@ -13,7 +13,15 @@
 // 2001:2::/48 (RFC 5180). Checksums are valid. Same arguments and seed, same
 // bytes.
 //
-// No libpcap: plain stdio, classic microsecond pcap, Ethernet link type.
+// With --lb-backends the servers are VIPs of ctlb in mode lb and the answers
+// come from backends: the backend of each connection is the one ctlb-dataplane
+// picks, computed with the dataplane's own code (lb::init_state builds the
+// Maglev tables from a config::Config, the connection's first frame goes
+// through packet::parse_frame, flow::make_key and flow::hash_key, then
+// lb::maglev_pick), so the capture cannot drift from the dataplane.
+//
+// No libpcap and no DPDK: plain stdio, classic microsecond pcap, Ethernet
+// link type; the dataplane headers used are its pure, EAL-free part.
 #include <algorithm>
 #include <cerrno>
 #include <cinttypes>
@@ -30,6 +38,22 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+// The dataplane's headers need the repository root on the include path
+// (include_directories: inc in bench/meson.build); without it ctlb_flowgen
+// builds without --lb-backends.
+#if __has_include("dataplane/lb/lb_state.hpp")
+#define CTLB_FLOWGEN_LB 1
+#include <arpa/inet.h>
+
+#include "config/config.hpp"
+#include "dataplane/flow/flow_key.hpp"
+#include "dataplane/lb/lb_state.hpp"
+#include "dataplane/lb/maglev.hpp"
+#include "dataplane/packet/parse.hpp"
+#else
+#define CTLB_FLOWGEN_LB 0
+#endif
 
 namespace {
 
@@ -79,6 +103,21 @@ options:
   --clients N              client addresses used, 1..65534 (default 65534)
   --servers N              server addresses used, 1..65534 (default 64)
   --pps N                  packet rate the timestamps assume (default 1000000)
+  --lb-backends N          0: off (default). 1..254: traffic through ctlb in
+                           mode lb. Every server address is a VIP on ports
+                           80 and 443, each with a pool of N backends
+                           198.19.1.1..N (IPv6: 2001:2:0:3::1..N) on port
+                           8080 (for VIP port 80) or 8443 (443), weight 1,
+                           Maglev table 65537. Client->server frames keep
+                           the VIP as destination; server->client frames
+                           come from the backend that ctlb picks for the
+                           connection (same Maglev tables and flow hash as
+                           ctlb-dataplane). IPv4 VIPs unless --ipv6-share
+                           is 1, IPv6 VIPs if it is above 0; at most 64
+                           VIPs (--servers x 2 ports x families) and 1024
+                           backends over all VIPs. --summary-json then
+                           lists the VIPs and pools (to write ctlb's config
+                           from) and the connections of each backend
   --summary-json FILE      write counts, frame sizes and expected final
                            connection states as JSON
   --help                   this text
@@ -126,6 +165,7 @@ struct Options {
   std::uint32_t clients = 65534;
   std::uint32_t servers = 64;
   std::uint64_t pps = 1000000;
+  std::uint32_t lb_backends = 0;  // 0: no load balancer
   std::string args;  // the command line, for the summary
 };
 
@@ -134,6 +174,11 @@ constexpr std::uint32_t kMaxPayloadV6 = 1428;  // MSS 1440 minus 12
 constexpr std::uint64_t kEphemeralFirst = 32768;  // Linux ip_local_port_range
 constexpr std::uint64_t kEphemeralCount = 60999 - 32768 + 1;
 constexpr std::uint64_t kMaxPackets = 1'000'000'000;
+constexpr std::uint64_t kMaxLbVips = 64;        // config::kMaxVips
+constexpr std::uint64_t kMaxLbBackends = 1024;  // config::kMaxBackends
+#if CTLB_FLOWGEN_LB
+static_assert(kMaxLbVips == ctlb::config::kMaxVips && kMaxLbBackends == ctlb::config::kMaxBackends);
+#endif
 
 std::uint64_t parse_uint(std::string_view name, const std::string& text, std::uint64_t min, std::uint64_t max) {
   const std::string what = std::string(name) + ": expected an integer in " + std::to_string(min) + ".." +
@@ -204,7 +249,7 @@ Options parse_options(int argc, char** argv) {
     static const char* kKnown[] = {"--output", "--mode", "--seed", "--concurrent", "--connections", "--rounds",
                                    "--handshake-output", "--exchanges", "--request", "--response", "--payload",
                                    "--payload-mix", "--close-mix", "--ipv6-share", "--spacing", "--clients",
-                                   "--servers", "--pps", "--summary-json"};
+                                   "--servers", "--pps", "--summary-json", "--lb-backends"};
     bool known = false;
     for (const char* k : kKnown) known = known || arg == k;
     if (!known) usage_error("unknown option '" + arg + "'");
@@ -283,6 +328,13 @@ Options parse_options(int argc, char** argv) {
       o.servers = static_cast<std::uint32_t>(parse_uint(arg, value, 1, 65534));
     } else if (arg == "--pps") {
       o.pps = parse_uint(arg, value, 1, 1'000'000'000'000ull);
+    } else if (arg == "--lb-backends") {
+      o.lb_backends = static_cast<std::uint32_t>(parse_uint(arg, value, 0, 254));
+#if !CTLB_FLOWGEN_LB
+      if (o.lb_backends)
+        usage_error("--lb-backends: this ctlb_flowgen was built without the dataplane's headers "
+                    "(bench/meson.build: include_directories: inc)");
+#endif
     } else if (arg == "--summary-json") {
       if (value.empty()) usage_error("--summary-json: expected a file name");
       o.summary_json = value;
@@ -323,6 +375,17 @@ Options parse_options(int argc, char** argv) {
     usage_error("--concurrent (" + std::to_string(o.concurrent) + ") must be at least --spacing (" +
                 std::to_string(o.spacing) +
                 ") so that two packets of a connection are never in one burst; lower --spacing for small captures");
+  if (o.lb_backends) {
+    const std::uint64_t families = (o.ipv6_share < 1.0 ? 1 : 0) + (o.ipv6_share > 0.0 ? 1 : 0);
+    const std::uint64_t vips = std::uint64_t{o.servers} * 2 * families;
+    if (vips > kMaxLbVips)
+      usage_error("--lb-backends: --servers " + std::to_string(o.servers) + " make " + std::to_string(vips) +
+                  " VIPs (2 ports per server address and family), at most " + std::to_string(kMaxLbVips) +
+                  ": lower --servers");
+    if (vips * o.lb_backends > kMaxLbBackends)
+      usage_error("--lb-backends: " + std::to_string(vips) + " VIPs x " + std::to_string(o.lb_backends) +
+                  " backends, at most " + std::to_string(kMaxLbBackends) + " over all VIPs");
+  }
   if (o.connections > static_cast<std::uint64_t>(o.clients) * kEphemeralCount)
     usage_error("--connections: at most --clients x 28232 distinct client ports (" +
                 std::to_string(static_cast<std::uint64_t>(o.clients) * kEphemeralCount) + ")");
@@ -464,9 +527,14 @@ struct Live {
   std::uint32_t nxt[2] = {0, 0};
   std::uint32_t last_tsval[2] = {0, 0};
   std::uint16_t ip_id[2] = {0, 0};
+  // --lb-backends: the backend that answers instead of the server (the VIP).
+  bool has_backend = false;
+  std::uint8_t backend_addr[16] = {};
+  std::uint16_t backend_port = 0;
   void start(std::uint64_t index, const Params& params) {
     conn = index;
     p = params;
+    has_backend = false;
     nxt[0] = p.isn[0];
     nxt[1] = p.isn[1];
     last_tsval[0] = last_tsval[1] = 0;
@@ -538,14 +606,21 @@ std::size_t build_frame(const Step& s, Live& lv, std::uint64_t ms, std::uint8_t*
   std::uint8_t src[16], dst[16];
   address(p.v6, d == 1, d == 0 ? p.client : p.server, src);
   address(p.v6, d == 0, d == 0 ? p.server : p.client, dst);
+  // Through the load balancer the client sends to the VIP (the server's
+  // address and port) and the backend answers.
+  std::uint16_t server_port = p.port[1];
+  if (lv.has_backend && d == 1) {
+    std::memcpy(src, lv.backend_addr, 16);
+    server_port = lv.backend_port;
+  }
 
   // TCP header and options.
   const std::uint32_t seq = lv.nxt[d];
   const std::uint32_t ack = (s.flags & kAck) ? lv.nxt[od] : 0;
   const std::uint32_t tsval = p.ts_base[d] + static_cast<std::uint32_t>(ms);
   const std::uint32_t tsecr = (s.flags & kAck) ? lv.last_tsval[od] : 0;
-  put16(tcp, p.port[d]);
-  put16(tcp + 2, p.port[od]);
+  put16(tcp, d == 0 ? p.port[0] : server_port);
+  put16(tcp + 2, d == 0 ? p.port[1] : p.port[0]);
   put32(tcp + 4, seq);
   put32(tcp + 8, ack);
   tcp[12] = static_cast<std::uint8_t>((tcp_len / 4) << 4);
@@ -609,6 +684,155 @@ std::size_t build_frame(const Step& s, Live& lv, std::uint64_t ms, std::uint8_t*
   lv.nxt[d] = seq + s.len + (syn ? 1 : 0) + ((s.flags & kFin) ? 1 : 0);
   return 14 + ip_len + l4;
 }
+
+// ---------------------------------------------------------------- load balancer
+
+#if CTLB_FLOWGEN_LB
+namespace lb = ctlb::lb;
+
+// The load balancer the capture is written for (--lb-backends): the VIPs and
+// pools as a config::Config, and the lb::State that ctlb-dataplane builds
+// from it with the same function. Only the VIPs, pools, weights and table
+// sizes enter the Maglev tables; the one port here exists because every
+// backend needs a route (the benchmark's own ports are its business).
+class Balancer {
+ public:
+  explicit Balancer(const Options& o) {
+    config_.mode = ctlb::config::Mode::Lb;
+    ctlb::config::Port port;
+    port.name = "backends";
+    port.addresses.push_back({ip(false, 0xfe01), 16});  // 198.19.254.1/16
+    port.addresses.push_back({ip(true, 0xfffe), 64});   // 2001:2:0:3::fffe/64
+    config_.ports.push_back(port);
+    for (const bool v6 : {false, true}) {
+      if (v6 ? !(o.ipv6_share > 0.0) : !(o.ipv6_share < 1.0)) continue;
+      for (std::uint32_t server = 0; server < o.servers; ++server) {
+        for (const std::uint16_t vip_port : {std::uint16_t{80}, std::uint16_t{443}}) {
+          ctlb::config::Vip vip;
+          vip.address.family = v6 ? 6 : 4;
+          address(v6, true, server, vip.address.bytes.data());
+          vip.port = vip_port;
+          vip.table_size = lb::kDefaultTableSize;
+          vip.name = lb::endpoint_text(vip.address.family, vip.address.bytes.data(), vip_port);
+          for (std::uint32_t b = 0; b < o.lb_backends; ++b) {
+            ctlb::config::Backend backend;
+            backend.address = v6 ? ip(true, b + 1) : ip(false, 0x100 + b + 1);  // 2001:2:0:3::b+1, 198.19.1.b+1
+            backend.port = vip_port == 80 ? 8080 : 8443;
+            backend.weight = 1;
+            vip.backends.push_back(backend);
+          }
+          config_.lb.vips.push_back(vip);
+        }
+      }
+    }
+    // lb::State is aligned to a cache line and followed by its tables.
+    const std::size_t bytes = lb::state_bytes(lb::table_entries_of(config_));
+    memory_.resize(bytes / sizeof(CacheLine));
+    state_ = reinterpret_cast<lb::State*>(memory_.data());
+    const std::string error = lb::init_state(*state_, config_, {});
+    if (!error.empty()) fatal("lb::init_state: " + error);
+    connections_.assign(state_->slot_count, 0);
+  }
+
+  // Gives `lv` the backend ctlb picks for its connection: the slot of the
+  // Maglev table of the VIP the client's SYN goes to, at the SYN's flow hash.
+  void assign(Live& lv) {
+    Live scratch = lv;
+    std::uint8_t frame[256];
+    const std::size_t len = build_frame(Step{0, kSyn, 0}, scratch, 0, frame);
+    ctlb::packet::PacketView v;
+    if (ctlb::packet::parse_frame(frame, len, v) != ctlb::packet::ParseResult::Tcp)
+      fatal("connection " + std::to_string(lv.conn) + ": the dataplane's parser rejects its SYN");
+    const std::uint8_t family = v.family == ctlb::packet::IpFamily::V4 ? 4 : 6;
+    const std::uint32_t vip = lb::find_vip(*state_, family, v.dst, v.dport);
+    if (vip == lb::kNoVip) fatal("connection " + std::to_string(lv.conn) + ": its server is not a VIP");
+    std::uint32_t hash;
+    if (family == 4) {
+      ctlb::flow::KeyV4 k;
+      ctlb::flow::make_key(v, k);
+      hash = ctlb::flow::hash_key(k);
+    } else {
+      ctlb::flow::KeyV6 k;
+      ctlb::flow::make_key(v, k);
+      hash = ctlb::flow::hash_key(k);
+    }
+    const std::uint16_t slot = lb::maglev_pick(state_->table(vip), hash);
+    if (slot == lb::kNoBackend) fatal("VIP " + std::string(state_->vips[vip].name) + " has no backend");
+    const lb::BackendSlot& b = state_->slots[slot];
+    lv.has_backend = true;
+    std::memcpy(lv.backend_addr, b.addr, 16);
+    lv.backend_port = b.port;
+    ++connections_[slot];
+  }
+
+  std::size_t vips() const { return config_.lb.vips.size(); }
+
+  // The summary's "lb" member: the VIPs with their pools as the state holds
+  // them (ctlb's config must list the same), and each backend's connections.
+  std::string json() const {
+    const lb::State& s = *state_;
+    std::string out = "{\"backends_per_vip\": " + std::to_string(s.slot_count / s.vip_count) +
+                      ", \"table_size\": " + std::to_string(lb::kDefaultTableSize) + ", \"vips\": [";
+    for (std::uint32_t v = 0; v < s.vip_count; ++v) {
+      const lb::VipSlot& vip = s.vips[v];
+      out += std::string(v ? ",\n  " : "\n  ") + "{\"name\": \"" + vip.name + "\", \"address\": \"" +
+             text(vip.family, vip.addr) + "\", \"port\": " + std::to_string(vip.port) +
+             ", \"table_size\": " + std::to_string(vip.table_size) + ", \"backends\": [";
+      bool first = true;
+      for (std::uint32_t b = 0; b < s.slot_count; ++b) {
+        const lb::BackendSlot& slot = s.slots[b];
+        if (slot.vip != v) continue;
+        out += std::string(first ? "" : ", ") + "{\"address\": \"" + text(slot.family, slot.addr) +
+               "\", \"port\": " + std::to_string(slot.port) + ", \"weight\": " + std::to_string(slot.weight) +
+               ", \"connections\": " + std::to_string(connections_[b]) + "}";
+        first = false;
+      }
+      out += "]}";
+    }
+    return out + "]}";
+  }
+
+ private:
+  struct alignas(64) CacheLine {
+    std::uint8_t bytes[64];
+  };
+
+  // 198.19.H.L (host H * 256 + L), or 2001:2:0:3::host.
+  static ctlb::config::IpAddr ip(bool v6, std::uint32_t host) {
+    ctlb::config::IpAddr a;
+    std::uint8_t* p = a.bytes.data();
+    if (!v6) {
+      a.family = 4;
+      p[0] = 198, p[1] = 19, p[2] = static_cast<std::uint8_t>(host >> 8), p[3] = static_cast<std::uint8_t>(host);
+    } else {
+      a.family = 6;
+      p[0] = 0x20, p[1] = 0x01, p[3] = 0x02, p[7] = 3;
+      put32(p + 12, host);
+    }
+    return a;
+  }
+
+  static std::string text(std::uint8_t family, const std::uint8_t* addr) {
+    char buf[INET6_ADDRSTRLEN];
+    inet_ntop(family == 4 ? AF_INET : AF_INET6, addr, buf, sizeof buf);
+    return buf;
+  }
+
+  ctlb::config::Config config_;
+  std::vector<CacheLine> memory_;
+  lb::State* state_ = nullptr;
+  std::vector<std::uint64_t> connections_;  // per backend slot
+};
+#else
+// Built without the dataplane's headers: --lb-backends is refused when parsed.
+class Balancer {
+ public:
+  explicit Balancer(const Options&) {}
+  void assign(Live&) {}
+  std::size_t vips() const { return 0; }
+  std::string json() const { return "null"; }
+};
+#endif
 
 // ---------------------------------------------------------------- pcap output
 
@@ -767,6 +991,12 @@ int run(const Options& o) {
   Generator gen(o);
   const std::uint64_t n_conn = o.connections;
   Totals totals;
+  std::unique_ptr<Balancer> balancer;
+  if (o.lb_backends) balancer = std::make_unique<Balancer>(o);
+  auto start = [&](Live& lv, std::uint64_t i, const Params& p) {
+    lv.start(i, p);
+    if (balancer) balancer->assign(lv);
+  };
 
   std::vector<std::uint8_t> frame(2048);
   PcapWriter main_out(o.output);
@@ -793,7 +1023,7 @@ int run(const Options& o) {
     for (std::uint64_t i = 0; i < n_conn; ++i) {
       const Params p = gen.params(i);
       ++(p.v6 ? totals.v6 : totals.v4);
-      lv.start(i, p);
+      start(lv, i, p);
       steps.clear();
       gen.plan(i, p, steps);
       write(main_out, main_wrap, steps[0], lv);
@@ -854,7 +1084,7 @@ int run(const Options& o) {
       Slot& sl = slots[s];
       if (sl.step == sl.end) {
         const std::uint64_t i = conns[sl.next_conn++];
-        sl.live.start(i, gen.params(i));
+        start(sl.live, i, gen.params(i));
         sl.step = offset[i];
         sl.end = offset[i + 1];
       }
@@ -915,6 +1145,7 @@ int run(const Options& o) {
               main_out.max_frame());
   if (hs_out)
     std::printf("; handshakes in %s: %" PRIu64 " packets", o.handshake_output.c_str(), hs_out->packets());
+  if (balancer) std::printf("; lb: %zu VIPs x %u backends", balancer->vips(), o.lb_backends);
   std::printf("\n");
 
   if (!o.summary_json.empty()) {
@@ -932,13 +1163,15 @@ int run(const Options& o) {
                  ", \"spacing\": %u,\n"
                  " \"close\": {\"fin-client\": %" PRIu64 ", \"fin-server\": %" PRIu64 ", \"rst\": %" PRIu64 "},\n"
                  " \"expected_states\": {\"TIME_WAIT\": %" PRIu64 ", \"CLOSE\": %" PRIu64
-                 ", \"ESTABLISHED\": %" PRIu64 ", \"SYN_SENT\": %" PRIu64 "}}\n",
+                 ", \"ESTABLISHED\": %" PRIu64 ", \"SYN_SENT\": %" PRIu64 "},\n"
+                 " \"lb\": %s}\n",
                  mode_name, json_escape(o.args).c_str(), json_escape(o.output).c_str(),
                  json_escape(o.handshake_output).c_str(), packets, main_out.packets(), totals.handshake_packets,
                  data_start, n_conn, o.mode == Mode::Syn ? n_conn : o.concurrent, totals.v4, totals.v6,
                  std::min(main_out.min_frame(), hs_out ? hs_out->min_frame() : UINT64_MAX),
                  std::max(main_out.max_frame(), hs_out ? hs_out->max_frame() : 0), main_out.bytes(), o.spacing,
-                 totals.close[0], totals.close[1], totals.close[2], time_wait, close, established, syn_sent);
+                 totals.close[0], totals.close[1], totals.close[2], time_wait, close, established, syn_sent,
+                 balancer ? balancer->json().c_str() : "null");
     if (std::fclose(f) != 0 || std::rename(tmp.c_str(), o.summary_json.c_str()) != 0)
       fatal("cannot write " + o.summary_json + ": " + std::strerror(errno));
   }

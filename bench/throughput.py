@@ -9,6 +9,15 @@ the ceiling of this set-up: what is left of a core when a packet is only
 received and sent. Runs alternate ctlb and testpmd; the table gives medians
 and the spread (min-max) of the repetitions.
 
+Scenarios named lb-* run ctlb in mode lb (NAT to backends chosen by Maglev)
+on a capture written for it (ctlb_flowgen --lb-backends: one VIP address,
+ports 80 and 443, answers from the backends ctlb picks): port west (net_pcap)
+receives, and every output frame leaves through port east (net_null), whose
+connected prefix holds the backends and whose gateway leads to the clients;
+static neighbours for the gateway and every backend stand in for ARP. The
+configuration's VIPs and pools come from the capture's summary, so they are
+the ones the capture was written for. testpmd forwards the same capture.
+
 Rates come from counters read over DPDK telemetry (ctlb: /ctlb/stats,
 testpmd: /ethdev/stats,0), sampled every few milliseconds:
   * established, lifecycle: packets over a fixed window after a warm-up; for
@@ -38,6 +47,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CAPACITY_V4 = 2097152
 CAPACITY_V6 = 65536
 SMALL = ["--request", "32", "--response", "32", "--payload", "32"]  # frames of 66..98 bytes
+LB_BACKENDS = 16
+# One VIP address (ports 80 and 443: two VIPs), LB_BACKENDS backends each.
+LB = ["--servers", "1", "--lb-backends", str(LB_BACKENDS)]
 
 SCENARIOS = [
     {"name": "syn-1M", "kind": "syn",
@@ -55,7 +67,25 @@ SCENARIOS = [
     {"name": "lifecycle-1M", "kind": "lifecycle",
      "what": "mixed life-cycles: 1M connections, all at a time, 45/45/10 client FIN/server FIN/RST",
      "gen": ["--mode", "lifecycle", "--concurrent", "1000000", "--connections", "1000000"] + SMALL},
+    {"name": "lb-established-10k", "kind": "established", "mode": "lb",
+     "what": f"mode lb, NAT both ways: 10k flows to 2 VIPs x {LB_BACKENDS} backends, established-only, "
+             "50 rounds of 32-byte request + response",
+     "gen": ["--mode", "established", "--concurrent", "10000", "--rounds", "50"] + SMALL + LB},
+    {"name": "lb-lifecycle-10k", "kind": "lifecycle", "mode": "lb",
+     "what": f"mode lb, NAT both ways: 100k connections to 2 VIPs x {LB_BACKENDS} backends, 10k at a time, "
+             "45/45/10 client FIN/server FIN/RST",
+     "gen": ["--mode", "lifecycle", "--concurrent", "10000", "--connections", "100000"] + SMALL + LB},
 ]
+
+# Mode lb: the ports' addresses. East holds the backends (198.19.1.0/24,
+# 2001:2:0:3::/64) in its prefixes and the gateway towards the clients
+# (198.18.0.0/16, 2001:2:0:1::/64: no connected prefix); west only receives.
+LB_WEST = ["198.19.255.253/30"]
+LB_EAST_V4, LB_GATEWAY_V4 = "198.19.254.1/16", "198.19.254.254"
+LB_EAST_V6, LB_GATEWAY_V6 = "2001:2:0:3::fffe/64", "2001:2:0:3::fffd"
+LB_DROPS = ["lb_dropped_no_vip", "lb_dropped_not_tcp", "lb_dropped_malformed", "lb_dropped_no_backend",
+            "lb_dropped_unknown_flow", "lb_dropped_no_route", "lb_dropped_no_neighbour", "lb_dropped_ttl",
+            "lb_dropped_backend_mismatch", "lb_untracked_table_full", "neighbour_msgs_dropped"]
 
 INVALID_REASONS = ["bad_flags", "bad_checksum", "not_new", "no_pickup", "bad_transition",
                    "rst_before_ack", "seq_over_window", "ack_over_sent"]
@@ -269,7 +299,12 @@ class Harness:
         prefix = f"ctlb-bench-{os.getpid()}-{self.run_counter}"
         logpath = os.path.join(self.work, f"{scn['name']}-{dut}-{rep}.log")
         mbufs = meta["packets"] + EXTRA_MBUFS
-        if dut.startswith("ctlb"):
+        if dut.startswith("ctlb") and scn.get("mode") == "lb":
+            config = os.path.join(self.work, f"{scn['name']}-{dut}.yaml")
+            with open(config, "w") as f:
+                f.write(lb_config(prefix, mbufs, meta, self.work))
+            cmd = [self.dataplane, "--config", config]
+        elif dut.startswith("ctlb"):
             config = os.path.join(self.work, f"{scn['name']}-{dut}.yaml")
             with open(config, "w") as f:
                 f.write(
@@ -497,11 +532,20 @@ class Harness:
                              text=True).stdout.strip() or "unknown"
         log(f"throughput: {cpu}, {os.cpu_count()} CPUs, TSC {tsc_hz / 1e9:.3f} GHz, rev {rev}, load {load:.2f}, "
             f"{args.reps} repetition(s), warm-up {args.warmup} s, window {args.window} s")
-        metas = {s["name"]: self.capture(s) for s in chosen}
+        metas, unwritten = {}, {}
+        for s in chosen:
+            try:
+                metas[s["name"]] = self.capture(s)
+            except RunError as e:  # e.g. a flow generator built without --lb-backends: the others still run
+                log(f"throughput: skipping {s['name']}: {e}")
+                unwritten[s["name"]] = str(e).splitlines()[-1].split("): ", 1)[-1]
         os.sched_setaffinity(0, {min(self.all_cpus)})  # keep the sampling off the worker core
 
         results = {}
         for scn in chosen:
+            if scn["name"] in unwritten:
+                results[scn["name"]] = {"skipped": "no capture (below)", "why": unwritten[scn["name"]], "failed": True}
+                continue
             meta = metas[scn["name"]]
             need = max(hugepage_need(meta, meta["data_room"], d) for d in ("ctlb", "testpmd"))
             if not self.ensure_hugepages(need):
@@ -538,7 +582,54 @@ class Harness:
         with open(os.path.join(self.cache, "throughput.txt"), "w") as f:
             f.write(text + "\n")
         log(f"throughput: results in {out_json} and {os.path.join(self.cache, 'throughput.txt')}")
-        return 1 if any(r.get("errors") for r in results.values()) else 0
+        failed = any(r.get("errors") or r.get("failed") for r in results.values()) or \
+            any(e.get("ctlb", {}).get("checks") for e in report.values())
+        return 1 if failed else 0
+
+
+def lb_config(prefix, mbufs, meta, work):
+    """ctlb's configuration in mode lb for a capture written with --lb-backends: the VIPs and pools of its
+    summary, every output frame through port east."""
+    lb = meta.get("lb")
+    if not lb:
+        raise RunError(f"{meta['pcap']}: not a capture for mode lb (no lb in its summary)")
+    v6 = any(":" in v["address"] for v in lb["vips"])
+    v4 = any(":" not in v["address"] for v in lb["vips"])
+    east, gateways = [], []
+    if v4:
+        east.append(LB_EAST_V4)
+        gateways.append(LB_GATEWAY_V4)
+    if v6:
+        east.append(LB_EAST_V6)
+        gateways.append(LB_GATEWAY_V6)
+    neighbours = [{"address": g, "mac": "02:00:00:00:fe:%02x" % i, "port": "east"} for i, g in enumerate(gateways)]
+    backends = sorted({b["address"] for v in lb["vips"] for b in v["backends"]})
+    for i, a in enumerate(backends):
+        neighbours.append({"address": a, "mac": "02:00:00:01:%02x:%02x" % (i >> 8, i & 0xff), "port": "east"})
+    # No names: a VIP's default name is its ADDRESS:PORT, as in the summary.
+    vips = [{"address": v["address"], "port": v["port"], "table_size": v["table_size"],
+             "backends": [{"address": b["address"], "port": b["port"], "weight": b["weight"]}
+                          for b in v["backends"]]} for v in lb["vips"]]
+    # YAML reads JSON: the lists go in as JSON.
+    return ("# generated by bench/throughput.py\n"
+            "mode: lb\n"
+            f"file_prefix: {prefix}\n"
+            "lcores: {main: 0, workers: [1]}\n"
+            "eal_args: [--huge-unlink]\n"
+            f"mempool: {{mbufs: {mbufs}, data_room: {meta['data_room']}}}\n"
+            "ports:\n"
+            "  - name: west\n"
+            f"    devargs: net_pcap0,rx_pcap={meta['pcap']},infinite_rx=1\n"
+            f"    addresses: {json.dumps(LB_WEST)}\n"
+            "  - name: east\n"
+            "    devargs: net_null0,no-rx=1\n"
+            f"    addresses: {json.dumps(east)}\n"
+            f"    gateway: {json.dumps(gateways)}\n"
+            f"tracking: {{capacity_v4: {CAPACITY_V4}, capacity_v6: {CAPACITY_V6}, invalid_policy: forward}}\n"
+            "lb:\n"
+            f"  neighbours: {json.dumps(neighbours)}\n"
+            f"  vips: {json.dumps(vips)}\n"
+            f"control: {{socket: {work}/control-{prefix}.sock, metrics: ''}}\n")
 
 
 def strip_run(r):
@@ -590,7 +681,7 @@ def summarize(chosen, results, tsc_hz):
     for scn in chosen:
         res = results[scn["name"]]
         if "skipped" in res:
-            rows[scn["name"]] = {"skipped": res["skipped"]}
+            rows[scn["name"]] = {k: res[k] for k in ("skipped", "why") if k in res}
             continue
         meta = res["meta"]
         entry = {"what": scn["what"], "kind": scn["kind"], "packets_per_pass": meta["output_packets"],
@@ -622,10 +713,20 @@ def summarize(chosen, results, tsc_hz):
                 for p in MALFORMED:
                     if stats.get(f"parse_{p}"):
                         drops[f"parse_{p}"] = stats[f"parse_{p}"]
+                for k in LB_DROPS:
+                    if stats.get(k):
+                        drops[k] = stats[k]
                 d["drops"] = drops
+                if scn.get("mode") == "lb":
+                    d["lb_new_connections"] = stats.get("lb_new_connections", 0)
                 d["busy_fraction"] = (stats.get("busy_loops", 0) / stats["loops"]) if stats.get("loops") else None
                 d["counters"] = {k: v for k, v in stats.items() if v}
-                d["checks"] = checks(scn, meta, stats)
+                d["checks"] = checks(scn, meta, stats, final=bool(last.get("final")))
+                if scn.get("mode") == "lb":
+                    # Mode lb: every run, not only the last, or a run that dropped everything could pass unseen.
+                    for r in runs[:-1]:
+                        earlier = dict(r.get("final") or (r["end"]["stats"] if r.get("end") else {}))
+                        d["checks"] += [f"run #{r['rep']}: {p}" for p in checks(scn, meta, earlier, bool(r.get("final")))]
             if dut == "testpmd" and runs:
                 last = runs[-1]
                 drops = {k: v for k, v in last.get("final_fwd", {}).items() if v}
@@ -647,8 +748,9 @@ def summarize(chosen, results, tsc_hz):
     return rows
 
 
-def checks(scn, meta, stats):
-    """What a correct run shows; a failed check is a finding to report."""
+def checks(scn, meta, stats, final=True):
+    """What a correct run shows; a failed check is a finding to report. `final`: the counters printed at
+    exit (every packet received has been handled), not a snapshot taken while running."""
     problems = []
     if stats.get("untracked_table_full"):
         problems.append(f"untracked_table_full={stats['untracked_table_full']} with {meta['connections']} "
@@ -669,10 +771,34 @@ def checks(scn, meta, stats):
         live = stats.get("flows_ESTABLISHED", 0) + stats.get("flows_SYN_RECV", 0)
         if live != meta["connections"]:
             problems.append(f"flows_ESTABLISHED + flows_SYN_RECV = {live} at the end, expected {meta['connections']}")
+    if scn.get("mode") == "lb":
+        problems += lb_checks(scn, meta, stats, final)
     total_states = sum(stats.get(f"flows_{s}", 0) for s in STATES)
     if total_states > max(created, meta["connections"]):
         problems.append(f"the flows-by-state gauges add up to {total_states}, more than the "
                         f"{max(created, meta['connections'])} connections")
+    return problems
+
+
+def lb_checks(scn, meta, stats, final):
+    """Mode lb: nothing dropped, a backend for every connection, every frame out through east."""
+    problems = [f"{k}={stats[k]}" for k in LB_DROPS if stats.get(k)]
+    # With static neighbours no packet waits for a next hop.
+    for k in ("dropped_invalid", "forwarded_invalid", "arp_dropped", "port_west_tx_packets", "lb_waited_for_neighbour"):
+        if stats.get(k):
+            problems.append(f"{k}={stats[k]}")
+    new = stats.get("lb_new_connections", 0)
+    created = stats.get("flows_created", 0)
+    # A reopened tuple (lifecycle replays) is a new connection: it chooses its backend again.
+    if new != created:
+        problems.append(f"lb_new_connections={new}, flows_created={created}: not every connection got a backend")
+    if scn["kind"] in ("syn", "established") and new != meta["connections"]:
+        problems.append(f"lb_new_connections={new}, expected {meta['connections']}")
+    rx = stats.get("port_west_rx_packets", 0)
+    out = stats.get("port_east_tx_packets", 0) - stats.get("slow_tx_sent", 0)
+    if rx == 0 or (final and out != rx) or (not final and out < rx - 1024):
+        problems.append(f"port_east_tx_packets={out} (without the main lcore's ARP) for "
+                        f"port_west_rx_packets={rx}: not every frame went out through east")
     return problems
 
 
@@ -712,6 +838,8 @@ def render(header, chosen, report):
             if dut == "ctlb" and e.get("ratio"):
                 ratio = f"{e['ratio']:.2f}"
                 cyc += f" (+{e['ctlb_own_cycles']:.0f})"
+            if dut == "ctlb" and d.get("checks"):
+                ratio = (ratio + " " if ratio else "") + "CHECK FAILED"
             if dut == "ctlb+ager" and e.get("ager_ratio"):
                 ratio = f"x{e['ager_ratio']:.3f} of ctlb"
             cps = fmt_rate(d.get("cps"), d.get("cps_min"), d.get("cps_max"), 1e6, 3) + " M" if d.get("cps") else ""
@@ -723,6 +851,8 @@ def render(header, chosen, report):
                 if f["evicted"]:
                     flows += f", evicted {fmt_count(f['evicted'])}"
                 flows += "; " + " ".join(f"{k}={fmt_count(v)}" for k, v in d["states"].items())
+                if "lb_new_connections" in d:
+                    flows += f"; lb new {fmt_count(d['lb_new_connections'])}"
             else:
                 flows = "-"
             drops = (", ".join(f"{k}={v}" for k, v in d["drops"].items()) or "none") if "drops" in d else "-"
@@ -748,6 +878,8 @@ def render(header, chosen, report):
     for scn in chosen:
         e = report[scn["name"]]
         if "skipped" in e:
+            if e.get("why"):
+                lines.append(f"{scn['name']}: skipped: {e['why']}")
             continue
         note = f"{scn['name']}: {scn['what']}; {e['packets_per_pass']} packets per pass"
         if scn["kind"] == "established":
