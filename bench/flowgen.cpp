@@ -39,11 +39,6 @@
 #include <utility>
 #include <vector>
 
-// The dataplane's headers need the repository root on the include path
-// (include_directories: inc in bench/meson.build); without it ctlb_flowgen
-// builds without --lb-backends.
-#if __has_include("dataplane/lb/lb_state.hpp")
-#define CTLB_FLOWGEN_LB 1
 #include <arpa/inet.h>
 
 #include "config/config.hpp"
@@ -51,9 +46,6 @@
 #include "dataplane/lb/lb_state.hpp"
 #include "dataplane/lb/maglev.hpp"
 #include "dataplane/packet/parse.hpp"
-#else
-#define CTLB_FLOWGEN_LB 0
-#endif
 
 namespace {
 
@@ -176,9 +168,7 @@ constexpr std::uint64_t kEphemeralCount = 60999 - 32768 + 1;
 constexpr std::uint64_t kMaxPackets = 1'000'000'000;
 constexpr std::uint64_t kMaxLbVips = 64;        // config::kMaxVips
 constexpr std::uint64_t kMaxLbBackends = 1024;  // config::kMaxBackends
-#if CTLB_FLOWGEN_LB
 static_assert(kMaxLbVips == ctlb::config::kMaxVips && kMaxLbBackends == ctlb::config::kMaxBackends);
-#endif
 
 std::uint64_t parse_uint(std::string_view name, const std::string& text, std::uint64_t min, std::uint64_t max) {
   const std::string what = std::string(name) + ": expected an integer in " + std::to_string(min) + ".." +
@@ -330,11 +320,6 @@ Options parse_options(int argc, char** argv) {
       o.pps = parse_uint(arg, value, 1, 1'000'000'000'000ull);
     } else if (arg == "--lb-backends") {
       o.lb_backends = static_cast<std::uint32_t>(parse_uint(arg, value, 0, 254));
-#if !CTLB_FLOWGEN_LB
-      if (o.lb_backends)
-        usage_error("--lb-backends: this ctlb_flowgen was built without the dataplane's headers "
-                    "(bench/meson.build: include_directories: inc)");
-#endif
     } else if (arg == "--summary-json") {
       if (value.empty()) usage_error("--summary-json: expected a file name");
       o.summary_json = value;
@@ -687,7 +672,6 @@ std::size_t build_frame(const Step& s, Live& lv, std::uint64_t ms, std::uint8_t*
 
 // ---------------------------------------------------------------- load balancer
 
-#if CTLB_FLOWGEN_LB
 namespace lb = ctlb::lb;
 
 // The load balancer the capture is written for (--lb-backends): the VIPs and
@@ -823,16 +807,6 @@ class Balancer {
   lb::State* state_ = nullptr;
   std::vector<std::uint64_t> connections_;  // per backend slot
 };
-#else
-// Built without the dataplane's headers: --lb-backends is refused when parsed.
-class Balancer {
- public:
-  explicit Balancer(const Options&) {}
-  void assign(Live&) {}
-  std::size_t vips() const { return 0; }
-  std::string json() const { return "null"; }
-};
-#endif
 
 // ---------------------------------------------------------------- pcap output
 
