@@ -306,8 +306,10 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
     }
     w.tracker->count_parse(res);
     packet::PacketView& tv = tviews[kept];
-    tv = v;
+    tracked_views[kept] = &v;
     if (mt.dir == LbDir::Out) {
+      tv = v;
+      tracked_views[kept] = &tv;
       // The tracker keys the connection by client and VIP in both directions.
       auto as_from_vip = [&](std::uint32_t vip_index) {
         std::memcpy(tv.src, s.vips[vip_index].addr, 16);
@@ -335,7 +337,6 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
         as_from_vip(mt.vip);
       }
     }
-    tracked_views[kept] = &tv;
     keep[kept++] = i;
   }
 

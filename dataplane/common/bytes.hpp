@@ -26,4 +26,37 @@ inline void store_be32(std::uint8_t* p, std::uint32_t v) noexcept {
   std::memcpy(p, &v, sizeof v);
 }
 
+inline std::uint64_t load_be64(const std::uint8_t* p) noexcept {
+  std::uint64_t v;
+  std::memcpy(&v, p, sizeof v);
+  return __builtin_bswap64(v);
+}
+
+// Equality of two IP addresses of a family (4: 4 bytes, else 16), with
+// fixed-width loads rather than a call to memcmp of a variable length.
+inline bool ip_equal(std::uint8_t family, const std::uint8_t* a, const std::uint8_t* b) noexcept {
+  std::uint64_t x[2], y[2];
+  if (family == 4) {
+    std::uint32_t u, v;
+    std::memcpy(&u, a, 4);
+    std::memcpy(&v, b, 4);
+    return u == v;
+  }
+  std::memcpy(x, a, 16);
+  std::memcpy(y, b, 16);
+  return ((x[0] ^ y[0]) | (x[1] ^ y[1])) == 0;
+}
+
+// True if the first `len` bits of a and b agree (len <= 32 for family 4,
+// <= 128 otherwise).
+inline bool ip_prefix_equal(std::uint8_t family, const std::uint8_t* a, const std::uint8_t* b, unsigned len) noexcept {
+  if (family == 4) {
+    const std::uint32_t mask = len == 0 ? 0 : ~std::uint32_t{0} << (32 - len);
+    return ((load_be32(a) ^ load_be32(b)) & mask) == 0;
+  }
+  const std::uint64_t hi = len == 0 ? 0 : len >= 64 ? ~std::uint64_t{0} : ~std::uint64_t{0} << (64 - len);
+  const std::uint64_t lo = len <= 64 ? 0 : len >= 128 ? ~std::uint64_t{0} : ~std::uint64_t{0} << (128 - len);
+  return ((load_be64(a) ^ load_be64(b)) & hi) == 0 && ((load_be64(a + 8) ^ load_be64(b + 8)) & lo) == 0;
+}
+
 }  // namespace ctlb

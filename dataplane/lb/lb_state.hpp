@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "dataplane/common/bytes.hpp"
 #include "dataplane/flow/crc32c.hpp"
 #include "dataplane/lb/maglev.hpp"
 
@@ -134,16 +135,11 @@ inline std::uint32_t endpoint_hash(std::uint8_t family, const std::uint8_t* addr
 }
 
 inline bool same_addr(std::uint8_t family, const std::uint8_t* a, const std::uint8_t* b) noexcept {
-  return std::memcmp(a, b, family == 4 ? 4 : 16) == 0;
+  return ip_equal(family, a, b);
 }
 
 inline bool in_prefix(const PortPrefix& p, std::uint8_t family, const std::uint8_t* addr) noexcept {
-  if (p.family != family) return false;
-  const unsigned full = p.len / 8, rest = p.len % 8;
-  if (std::memcmp(p.addr, addr, full) != 0) return false;
-  if (!rest) return true;
-  const std::uint8_t mask = static_cast<std::uint8_t>(0xff << (8 - rest));
-  return (p.addr[full] & mask) == (addr[full] & mask);
+  return p.family == family && ip_prefix_equal(family, p.addr, addr, p.len);
 }
 
 }  // namespace detail

@@ -24,6 +24,7 @@
 #include <type_traits>
 
 #include "config/config.hpp"
+#include "dataplane/common/bytes.hpp"
 #include "dataplane/flow/crc32c.hpp"
 
 namespace ctlb::lb {
@@ -307,7 +308,7 @@ class NeighbourTable {
 
   static bool same_key(std::uint8_t slot_family, const std::uint8_t* slot_addr, std::uint8_t family,
                        const std::uint8_t* addr) noexcept {
-    return slot_family == family && std::memcmp(slot_addr, addr, addr_len(family)) == 0;
+    return slot_family == family && ip_equal(family, slot_addr, addr);
   }
 
   static void cpu_relax() noexcept {
