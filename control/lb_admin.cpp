@@ -52,20 +52,21 @@ std::vector<Connections> count_connections(const View& v, std::uint32_t slots) {
   return out;
 }
 
+void add(shm::BackendCounters& s, const shm::BackendCounters& b) {
+  s.new_connections += b.new_connections;
+  s.packets_in += b.packets_in;
+  s.bytes_in += b.bytes_in;
+  s.packets_out += b.packets_out;
+  s.bytes_out += b.bytes_out;
+  s.resets += b.resets;
+  for (std::size_t i = 0; i < flow::kHandshakeBuckets; ++i) s.syn_to_synack[i] += b.syn_to_synack[i];
+  s.syn_to_synack_ms_sum += b.syn_to_synack_ms_sum;
+}
+
 shm::BackendCounters sum_counters(const LbView& lv, std::uint32_t slot) {
   shm::BackendCounters s{};
-  for (const auto* c : lv.counters) {
-    if (!c) continue;
-    const shm::BackendCounters& b = c[slot];
-    s.new_connections += b.new_connections;
-    s.packets_in += b.packets_in;
-    s.bytes_in += b.bytes_in;
-    s.packets_out += b.packets_out;
-    s.bytes_out += b.bytes_out;
-    s.resets += b.resets;
-    for (std::size_t i = 0; i < flow::kHandshakeBuckets; ++i) s.syn_to_synack[i] += b.syn_to_synack[i];
-    s.syn_to_synack_ms_sum += b.syn_to_synack_ms_sum;
-  }
+  for (const auto* c : lv.counters)
+    if (c) add(s, c[slot]);
   return s;
 }
 
@@ -105,12 +106,7 @@ Json query_lb(const LbView& lv, const View& v) {
       const lb::BackendSlot& bs = s.slots[b];
       if (bs.vip != i || bs.state == lb::SlotState::Free) continue;
       const shm::BackendCounters c = sum_counters(lv, b);
-      total.new_connections += c.new_connections;
-      total.packets_in += c.packets_in;
-      total.bytes_in += c.bytes_in;
-      total.packets_out += c.packets_out;
-      total.bytes_out += c.bytes_out;
-      total.resets += c.resets;
+      add(total, c);
       total_conns.entries += conns[b].entries;
       total_conns.active += conns[b].active;
       Json::Object bo;
