@@ -1,5 +1,6 @@
 #include "control/lb_admin.hpp"
 
+#include <cstdio>
 #include <cstring>
 
 namespace ctlb::control {
@@ -21,7 +22,8 @@ std::string publish_change(shm::LbZone& z, lb::Op op, const std::string& vip, co
   if (!err.empty()) return err;
   __atomic_store_n(&z.active, active ^ 1, __ATOMIC_RELEASE);
   ++z.published;
-  if (!wait()) return "published, but not every worker has switched yet";
+  if (!wait())  // live all the same; the next publish waits for them first
+    std::fprintf(stderr, "ctlb-control: published, but not every worker had switched after the wait\n");
   return {};
 }
 

@@ -89,10 +89,21 @@ void NeighbourService::poll_online(std::uint64_t now_ms) {
         want(m.family, m.addr, m.port, now_ms);
         continue;
       }
-      // Learned from ARP: kept for addresses we need, or on a connected
-      // prefix of the port it came from (clients, backends, routers).
+      // Learned from ARP: updates an address we have, on the port it is on;
+      // a request for our address may add its sender if it is on a
+      // connected prefix of that port (clients, backends, routers). Never a
+      // group, zero or foreign-port MAC.
+      static constexpr std::uint8_t kZeroMac[6] = {};
+      if ((m.mac[0] & 1) || std::memcmp(m.mac, kZeroMac, 6) == 0) {
+        ++counters_.ignored;
+        continue;
+      }
       std::uint32_t slot = table_.find(m.family, m.addr);
-      if (slot == lb::kNoSlot) {
+      if (slot != lb::kNoSlot && table_.slot(slot).port != m.port) {
+        ++counters_.ignored;
+        continue;
+      }
+      if (slot == lb::kNoSlot && m.kind == shm::NeighbourMsg::kLearnRequest) {
         std::uint16_t out_port;
         const std::uint8_t* nh;
         if (lb::route(st, m.family, m.addr, out_port, nh) && nh == m.addr && out_port == m.port)

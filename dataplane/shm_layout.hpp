@@ -55,14 +55,15 @@ struct alignas(64) LbZone {
 
 // A message from a worker to the main lcore's neighbour service.
 struct NeighbourMsg {
-  std::uint8_t kind;  // kLearn: (addr, mac) seen in ARP; kResolve: a worker needs addr's MAC
+  std::uint8_t kind;  // kLearn / kLearnRequest: (addr, mac) from an ARP reply / a request to us; kResolve: a worker needs addr's MAC
   std::uint8_t family;
   std::uint16_t port;  // port index
   std::uint8_t addr[16];
   std::uint8_t mac[6];
   std::uint8_t pad[6];
-  static constexpr std::uint8_t kLearn = 1;
+  static constexpr std::uint8_t kLearn = 1;         // a reply: updates an address we asked for
   static constexpr std::uint8_t kResolve = 2;
+  static constexpr std::uint8_t kLearnRequest = 3;  // a request for one of our addresses: may add its sender
 };
 static_assert(sizeof(NeighbourMsg) == 32);
 

@@ -208,17 +208,21 @@ void handle_arp(WorkerContext& w, rte_mbuf* m) noexcept {
   }
   ++w.counters.arp_received;
   const std::uint16_t port = m->port;
+  const bool for_us = a.op == 1 && port < w.lb->port_count && lb::is_local_address(*w.lb, port, 4, a.tpa);
   static constexpr std::uint8_t kZero[4] = {};
-  if (std::memcmp(a.spa, kZero, 4) != 0) {
+  // Learned from: replies (to update what we asked for) and requests for
+  // our addresses (their senders will want answers); not from other
+  // hosts' requests, nor from an unset sender (address probes).
+  if ((a.op == 2 || for_us) && std::memcmp(a.spa, kZero, 4) != 0) {
     shm::NeighbourMsg msg{};
-    msg.kind = shm::NeighbourMsg::kLearn;
+    msg.kind = a.op == 2 ? shm::NeighbourMsg::kLearn : shm::NeighbourMsg::kLearnRequest;
     msg.family = 4;
     msg.port = port;
     std::memcpy(msg.addr, a.spa, 4);
     std::memcpy(msg.mac, a.sha.data(), 6);
     send_neighbour_msg(w, msg);
   }
-  if (a.op == 1 && port < w.lb->port_count && lb::is_local_address(*w.lb, port, 4, a.tpa)) {
+  if (for_us) {
     config::Mac mac;
     std::memcpy(mac.data(), w.lb->ports[port].mac, 6);
     lb::arp::make_reply_in_place(frame, a, mac);
@@ -341,7 +345,26 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
   }
 
   flow::TrackResult tracked[kBurst];
-  if (kept) w.tracker->track_burst(tracked_views, kept, flow::Clock{now_ms}, tracked);
+  bool picked[kBurst];
+  // The backend is decided right after each packet is tracked, before a
+  // later packet of the burst can end the connection and hand its entry to
+  // another one.
+  auto decide = [&](unsigned k, flow::TrackResult& r) noexcept {
+    picked[k] = false;
+    if (r.handle == flow::kNoHandle || r.backend != lb::kNoBackend) return;
+    const LbMeta& mt = meta[keep[k]];
+    std::uint16_t b;
+    if (mt.dir == LbDir::In) {
+      b = lb::maglev_pick(s.table(mt.vip), r.hash);  // a new connection (SYN or picked up): its backend, for good
+      if (b == lb::kNoBackend) return;
+      picked[k] = true;
+    } else {
+      b = static_cast<std::uint16_t>(mt.slot);  // picked up from the backend's side
+    }
+    w.tracker->set_backend(views[keep[k]].family, r.handle, b);
+    r.backend = b;
+  };
+  if (kept) w.tracker->track_burst(tracked_views, kept, flow::Clock{now_ms}, tracked, decide);
 
   for (unsigned k = 0; k < kept; ++k) {
     const unsigned i = keep[k];
@@ -354,24 +377,14 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
     std::uint8_t* frame = rte_pktmbuf_mtod(m, std::uint8_t*);
     std::uint16_t out_port;
     const std::uint8_t* nexthop;
-    std::uint32_t slot;
+    std::uint32_t slot = r.backend;  // also set when this packet (a RST) just ended its connection
 
     if (mt.dir == LbDir::In) {
-      slot = lb::kNoBackend;
-      if (r.handle != flow::kNoHandle) {
-        slot = w.tracker->backend(v.family, r.handle);
-        if (slot == lb::kNoBackend) {
-          // A new connection (its SYN, or picked up mid-stream): its backend, for good.
-          slot = lb::maglev_pick(s.table(mt.vip), r.hash);
-          if (slot == lb::kNoBackend) {
-            drop(m, w.counters.lb_dropped_no_backend);
-            continue;
-          }
-          w.tracker->set_backend(v.family, r.handle, static_cast<std::uint16_t>(slot));
-          ++w.backend_counters[slot].new_connections;
-          ++w.counters.lb_new_connections;
+      if (slot == lb::kNoBackend) {
+        if (r.handle != flow::kNoHandle || invalid || r.reason != tcp::Reason::NoEntry) {
+          drop(m, r.handle != flow::kNoHandle ? w.counters.lb_dropped_no_backend : w.counters.lb_dropped_unknown_flow);
+          continue;
         }
-      } else if (!invalid && r.reason == tcp::Reason::NoEntry) {
         // Table full: forward by Maglev, untracked, rather than drop.
         slot = lb::maglev_pick(s.table(mt.vip), r.hash);
         if (slot == lb::kNoBackend) {
@@ -379,30 +392,24 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
           continue;
         }
         ++w.counters.lb_untracked_table_full;
-      } else {
-        drop(m, w.counters.lb_dropped_unknown_flow);
-        continue;
+      } else if (picked[k]) {
+        ++w.backend_counters[slot].new_connections;
+        ++w.counters.lb_new_connections;
       }
       const lb::BackendSlot& b = s.slots[slot];
       lb::rewrite_dst(frame, v, b.addr, b.port);
       out_port = b.out_port;
       nexthop = b.nexthop;
-      shm::BackendCounters& bc = w.backend_counters[slot];
-      ++bc.packets_in;
-      bc.bytes_in += rte_pktmbuf_pkt_len(m);
-      if (v.has(packet::tcpflag::kRst)) ++bc.resets;
     } else {
-      slot = mt.slot;
-      if (r.handle != flow::kNoHandle) {
-        const std::uint16_t b = w.tracker->backend(v.family, r.handle);
-        if (b == lb::kNoBackend) {
-          w.tracker->set_backend(v.family, r.handle, static_cast<std::uint16_t>(slot));  // picked up from this side
-        } else if (b != slot) {
-          drop(m, w.counters.lb_dropped_backend_mismatch);
+      if (slot == lb::kNoBackend) {
+        // No entry: untracked (table full), unless policy says otherwise.
+        if (invalid && (w.lb_strict || w.invalid_policy == config::InvalidPolicy::Drop)) {
+          drop(m, w.counters.lb_dropped_unknown_flow);
           continue;
         }
-      } else if (invalid && (w.lb_strict || w.invalid_policy == config::InvalidPolicy::Drop)) {
-        drop(m, w.counters.lb_dropped_unknown_flow);
+        slot = mt.slot;
+      } else if (slot != mt.slot) {
+        drop(m, w.counters.lb_dropped_backend_mismatch);
         continue;
       }
       const lb::VipSlot& vs = s.vips[mt.vip];
@@ -411,14 +418,6 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
         continue;
       }
       lb::rewrite_src(frame, v, vs.addr, vs.port);
-      shm::BackendCounters& bc = w.backend_counters[slot];
-      ++bc.packets_out;
-      bc.bytes_out += rte_pktmbuf_pkt_len(m);
-      if (v.has(packet::tcpflag::kRst)) ++bc.resets;
-      if (r.syn_to_synack_ms != flow::TrackResult::kNoTiming) {
-        ++bc.syn_to_synack[flow::handshake_bucket(r.syn_to_synack_ms)];
-        bc.syn_to_synack_ms_sum += r.syn_to_synack_ms;
-      }
     }
     if (invalid) {
       if (w.invalid_policy == config::InvalidPolicy::Drop) {
@@ -431,6 +430,20 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
       drop(m, w.counters.lb_dropped_ttl);
       continue;
     }
+    // Counted as forwarded from here: sent now, or held for the neighbour.
+    shm::BackendCounters& bc = w.backend_counters[slot];
+    if (mt.dir == LbDir::In) {
+      ++bc.packets_in;
+      bc.bytes_in += rte_pktmbuf_pkt_len(m);
+    } else {
+      ++bc.packets_out;
+      bc.bytes_out += rte_pktmbuf_pkt_len(m);
+      if (r.syn_to_synack_ms != flow::TrackResult::kNoTiming) {
+        ++bc.syn_to_synack[flow::handshake_bucket(r.syn_to_synack_ms)];
+        bc.syn_to_synack_ms_sum += r.syn_to_synack_ms;
+      }
+    }
+    if (v.has(packet::tcpflag::kRst)) ++bc.resets;
     config::Mac mac;
     if (!neighbour_mac(w, family, nexthop, out_port, mac, now_ms)) {
       if (w.waiting_count == WorkerContext::kMaxWaiting) {

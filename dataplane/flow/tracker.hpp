@@ -66,6 +66,10 @@ struct TrackResult {
   Handle handle = kNoHandle;
   std::uint32_t hash = 0;  // of the flow's canonical key: the same in both directions and on every instance
   std::uint32_t syn_to_synack_ms = kNoTiming;  // set by the SYN-ACK that answered the SYN
+  // The load balancer's backend stored in the entry (kNoBackend: none yet,
+  // or no entry). Kept when the packet ended the connection (a RST that
+  // destroyed it), so that the packet can still follow it.
+  std::uint16_t backend = kNoBackend;
   static constexpr std::uint32_t kNoTiming = 0xffffffffu;
 };
 
@@ -116,6 +120,16 @@ class Tracker {
   // machine in packet order. Equivalent to track() on each in turn: hints are
   // re-checked, so packets of one connection in the same burst stay in order.
   void track_burst(const packet::PacketView* const* v, unsigned n, Clock clock, TrackResult* out) noexcept {
+    track_burst(v, n, clock, out, [](unsigned, TrackResult&) noexcept {});
+  }
+
+  // The same, calling after(i, out[i]) right after packet i is tracked and
+  // before packet i + 1 is: what it writes into the entry (the load
+  // balancer's backend) is in place before a later packet of the burst can
+  // free the entry or reuse its handle.
+  template <class After>
+  void track_burst(const packet::PacketView* const* v, unsigned n, Clock clock, TrackResult* out,
+                   After&& after) noexcept {
     KeyV4 k4[kMaxBurst];
     KeyV6 k6[kMaxBurst];
     std::uint32_t hash[kMaxBurst];
@@ -139,6 +153,7 @@ class Tracker {
                    ? track_in(v4_, *v[i], k4[i], hash[i], side[i], hint[i], clock)
                    : track_in(v6_, *v[i], k6[i], hash[i], side[i], hint[i], clock);
       count_result(out[i]);
+      after(i, out[i]);
     }
   }
 
@@ -278,6 +293,7 @@ class Tracker {
     r.hash = hash;
     const Millis now = clock.now();
     Handle h = table.is_entry_of(hint, key) ? hint : table.lookup(key, hash);
+    if (h != kNoHandle) r.backend = table.cold(h).backend;
     if (h != kNoHandle && fast_path_ && track_established(table, h, v, side, now, r)) return r;
     tcp::State s;
     if (h != kNoHandle) {
@@ -333,6 +349,7 @@ class Tracker {
         tcp::open_connection(s, v, side == Side::Lo, now, cfg_);
         const tcp::Outcome o2 = tcp::track(s, v, tcp::Dir::Orig, now, cfg_);
         store(table, h, s, &clock);  // a new connection: it chooses its backend afresh
+        r.backend = kNoBackend;
         ++counters_.flows_created;
         gauge_move(tcp::CtState::None, s.ct());
         r.dir = tcp::Dir::Orig;

@@ -416,6 +416,11 @@ inline std::string apply(State& s, Op op, std::uint32_t vip, const config::IpAdd
     case Op::Add: {
       if (present) return "the backend is already in the VIP (use weight, or remove it first)";
       if (weight == 0 || weight > 65535) return "weight must be 1..65535";
+      for (std::uint32_t p = 0; p < s.port_count; ++p)
+        for (const PortPrefix& pre : s.ports[p].prefixes)
+          if (pre.family == addr.family && detail::same_addr(addr.family, pre.addr, addr.bytes.data()))
+            return "the address is one of the box's own (port addresses)";
+      if (find_vip(s, addr.family, addr.bytes.data(), port) != kNoVip) return "the backend is a VIP's address and port";
       const bool fresh = slot == kNoVip;
       if (fresh) {
         if (s.slot_count == kMaxSlots) return "no free backend slot (at most " + std::to_string(kMaxSlots) + ")";

@@ -15,7 +15,9 @@
 #include <string>
 #include <vector>
 
+#include "dataplane/flow/tracker.hpp"
 #include "dataplane/lb/lb_state.hpp"
+#include "table_util.hpp"
 
 namespace {
 
@@ -552,6 +554,15 @@ TEST(LbStateApply, NoRouteIsRefused) {
   EXPECT_TRUE(b.same_as(snap));
 }
 
+TEST(LbStateApply, OwnAddressOrVipIsRefused) {
+  StateBlock b(test_config());
+  ASSERT_EQ(b.error(), "");
+  const auto snap = b.snapshot();
+  EXPECT_NE(apply(b.state(), Op::Add, kWeb, "198.18.2.1", 8080).find("box's own"), std::string::npos);
+  EXPECT_NE(apply(b.state(), Op::Add, kWeb, "198.18.100.1", 80).find("VIP"), std::string::npos);
+  EXPECT_TRUE(b.same_as(snap));
+}
+
 TEST(LbStateApply, SlotLimit) {
   config::Config c;
   c.mode = config::Mode::Lb;
@@ -703,3 +714,56 @@ TEST(LbStateText, LongVipNameIsRefusedOrFound) {
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------- the tracker's per-packet hook
+
+namespace {
+
+ctlb::packet::PacketView client_view(std::uint8_t client, std::uint16_t sport, std::uint8_t flags, std::uint32_t seq) {
+  ctlb::packet::PacketView v;
+  v.family = ctlb::packet::IpFamily::V4;
+  v.l4_proto = 6;
+  const std::uint8_t src[4] = {198, 18, 1, client}, dst[4] = {198, 18, 100, 1};
+  std::memcpy(v.src, src, 4);
+  std::memcpy(v.dst, dst, 4);
+  v.sport = sport;
+  v.dport = 80;
+  v.seq = seq;
+  v.flags = flags;
+  v.window = 64240;
+  v.header_len = 20;
+  return v;
+}
+
+}  // namespace
+
+// A burst where a connection ends (RST before any reply) and a new one takes
+// its freed entry: each packet's backend is the one of its own connection,
+// decided before the next packet is tracked (the worker sets it in the hook).
+TEST(LbTracking, BackendIsDecidedBeforeTheNextPacketOfTheBurst) {
+  using namespace ctlb;
+  ctlb_test::HeapTable<flow::V4> t4(1024);
+  ctlb_test::HeapTable<flow::V6> t6(1024);
+  flow::Tracker tracker(t4.table, t6.table, tcp::Config{});
+  const auto x_syn = client_view(2, 40000, packet::tcpflag::kSyn, 1000);
+  const auto x_rst = client_view(2, 40000, packet::tcpflag::kRst, 1001);
+  const auto y_syn = client_view(3, 40001, packet::tcpflag::kSyn, 5000);
+  const flow::TrackResult first = tracker.track(x_syn, flow::Clock{0});
+  ASSERT_NE(first.handle, flow::kNoHandle);
+  tracker.set_backend(x_syn.family, first.handle, 7);
+
+  const packet::PacketView* burst[] = {&x_syn, &x_rst, &y_syn};
+  flow::TrackResult out[3];
+  tracker.track_burst(burst, 3, flow::Clock{10}, out, [&](unsigned k, flow::TrackResult& r) noexcept {
+    if (r.handle != flow::kNoHandle && r.backend == flow::kNoBackend) {
+      r.backend = static_cast<std::uint16_t>(100 + k);
+      tracker.set_backend(burst[k]->family, r.handle, r.backend);
+    }
+  });
+  EXPECT_EQ(out[0].backend, 7);                 // X's retransmitted SYN follows X
+  EXPECT_EQ(out[1].handle, flow::kNoHandle);     // X's RST ended X ...
+  EXPECT_EQ(out[1].backend, 7);                 // ... and still knows X's backend
+  EXPECT_EQ(out[2].backend, 102);               // Y is new
+  EXPECT_EQ(out[2].handle, first.handle);       // in X's freed entry
+  EXPECT_EQ(tracker.backend(y_syn.family, out[2].handle), 102);
+}
