@@ -797,9 +797,9 @@ BENCHMARK(BM_TrackerEstablishedBurst32)->Arg(10'000)->Arg(1'000'000);
 // ---------------------------------------------------------------- maglev
 
 // Building a Maglev table of 65537 slots for N backends (the Maglev paper
-// reports 1.8 ms for this size). Reported per build.
-void BM_MaglevBuild(benchmark::State& state) {
-  const auto n = static_cast<std::size_t>(state.range(0));
+// reports 1.8 ms for this size; issue 5 asks for under 1.8 ms at N = 100).
+// Reported per build.
+std::vector<ctlb::lb::MaglevBackend> maglev_pool(std::size_t n, bool weighted) {
   std::vector<ctlb::lb::MaglevBackend> pool(n);
   for (std::size_t i = 0; i < n; ++i) {
     pool[i] = {};
@@ -807,8 +807,13 @@ void BM_MaglevBuild(benchmark::State& state) {
     pool[i].id.addr[14] = static_cast<std::uint8_t>(i >> 8);
     pool[i].id.addr[15] = static_cast<std::uint8_t>(i);
     pool[i].id.port = 8080;
-    pool[i].weight = 1;
+    pool[i].weight = weighted ? 1 + static_cast<std::uint32_t>(i % 5) : 1;
   }
+  return pool;
+}
+
+void BM_MaglevBuild(benchmark::State& state) {
+  const auto pool = maglev_pool(static_cast<std::size_t>(state.range(0)), false);
   std::vector<std::uint16_t> table(ctlb::lb::kDefaultTableSize);
   for (auto _ : state) {
     ctlb::lb::build_maglev(pool, table);
@@ -816,6 +821,18 @@ void BM_MaglevBuild(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_MaglevBuild)->Arg(10)->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecond);
+
+// Weights 1..5: the weighted path (heavier backends take several steps a
+// round).
+void BM_MaglevBuildWeighted(benchmark::State& state) {
+  const auto pool = maglev_pool(static_cast<std::size_t>(state.range(0)), true);
+  std::vector<std::uint16_t> table(ctlb::lb::kDefaultTableSize);
+  for (auto _ : state) {
+    ctlb::lb::build_maglev(pool, table);
+    benchmark::DoNotOptimize(table.data());
+  }
+}
+BENCHMARK(BM_MaglevBuildWeighted)->Arg(10)->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecond);
 
 // ---------------------------------------------------------------- memory
 

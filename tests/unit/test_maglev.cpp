@@ -1,8 +1,10 @@
-// Maglev table quality (issue 5): balance, disruption when a backend goes,
-// weights, determinism independent of configuration order.
+// Maglev table quality (issue 5), at the default M = 65537 with N = 100
+// unless said otherwise: balance, disruption when a backend goes, comes or
+// changes weight, weights, determinism independent of configuration order.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <random>
 #include <vector>
@@ -41,63 +43,144 @@ std::vector<std::uint16_t> build(const std::vector<MaglevBackend>& p, std::uint3
   return t;
 }
 
-TEST(Maglev, BalanceWithin1PercentFor100Backends) {
-  const auto t = build(pool(100));
-  std::vector<int> count(100, 0);
+std::vector<int> counts(const std::vector<std::uint16_t>& t, std::size_t n) {
+  std::vector<int> c(n, 0);
   for (auto b : t) {
-    ASSERT_NE(b, kNoBackend);
-    ++count[b];
+    EXPECT_NE(b, kNoBackend);
+    if (b != kNoBackend) ++c[b];
   }
-  const auto [lo, hi] = std::minmax_element(count.begin(), count.end());
-  EXPECT_LE(static_cast<double>(*hi) / *lo, 1.01) << *lo << ".." << *hi;
+  return c;
 }
 
-// Fraction of slots that change owner when one backend goes down, worst over
-// a sample of the backends.
-double worst_disruption(int n, std::uint32_t m) {
+// Fraction of slots whose backend differs; both tables index the same pool
+// positions (a removed backend keeps its position with weight 0, an added one
+// goes at the end).
+double moved(const std::vector<std::uint16_t>& before, const std::vector<std::uint16_t>& after) {
+  std::size_t n = 0;
+  for (std::size_t s = 0; s < before.size(); ++s) n += before[s] != after[s];
+  return static_cast<double>(n) / static_cast<double>(before.size());
+}
+
+TEST(Maglev, BalanceWithin1PercentFor100Backends) {
+  const auto c = counts(build(pool(100)), 100);
+  const auto [lo, hi] = std::minmax_element(c.begin(), c.end());
+  EXPECT_LE(static_cast<double>(*hi) / *lo, 1.01) << *lo << ".." << *hi;
+  EXPECT_LE(*hi - *lo, 1) << "every backend owns the floor or the ceiling of M/N";
+}
+
+// Worst fraction of slots that change backend when one of n goes down, over
+// `samples` different removed backends spread over the pool; in units of 1/n.
+double worst_removal(int n, std::uint32_t m, int samples) {
   auto p = pool(n);
   const auto before = build(p, m);
   double worst = 0;
-  for (int gone = 0; gone < n; gone += std::max(1, n / 10)) {
+  for (int k = 0; k < samples; ++k) {
+    const int gone = k * n / samples;
     auto q = p;
     q[static_cast<std::size_t>(gone)].weight = 0;  // down: no slots
     const auto after = build(q, m);
-    std::size_t moved = 0;
-    for (std::size_t s = 0; s < before.size(); ++s) moved += before[s] != after[s];
-    const double fraction = static_cast<double>(moved) / static_cast<double>(m);
-    EXPECT_GE(fraction, 0.99 / n) << "the removed backend's own slots must move";
-    worst = std::max(worst, fraction);
+    for (std::size_t s = 0; s < before.size(); ++s) {
+      if (before[s] == gone) {
+        EXPECT_NE(after[s], gone) << "slot " << s;
+      }
+    }
+    const double f = moved(before, after) * n;
+    EXPECT_GE(f, 0.99) << "the removed backend's own slots must move";
+    worst = std::max(worst, f);
   }
   return worst;
 }
 
-// Maglev moves more than the removed backend's 1/N: the others' late claims
-// shift. The extra shrinks with the table: under 1.2/N needs M >= 10 x 65537
-// for 100 backends. Measured: 65537 slots x1.64/N, 655373 slots x1.15/N.
-TEST(Maglev, RemovingOneOfNMovesUnder1Point2OverNWithALargeTable) {
-  for (int n : {10, 100}) EXPECT_LT(worst_disruption(n, 655373), 1.2 / n) << "n=" << n;
+// Lockstep walks move about 1.28/N on average at N = 100 (classic Maglev
+// turns: 1.57/N). The issue asked for under 1.2/N; maglev.hpp explains why
+// neither this nor the alternatives measured reach it at M = 65537.
+// Measured worst over these 20 removals: 1.31/N.
+TEST(Maglev, RemovingOneOf100MovesUnder1Point35OverN) {
+  EXPECT_LT(worst_removal(100, kDefaultTableSize, 20), 1.35);
 }
 
-TEST(Maglev, RemovingOneOfNAtTheDefaultTableSize) {
-  EXPECT_LT(worst_disruption(10, kDefaultTableSize), 1.2 / 10);
-  EXPECT_LT(worst_disruption(100, kDefaultTableSize), 1.7 / 100);
+TEST(Maglev, RemovingOneOf10MovesUnder1Point05OverN) {
+  EXPECT_LT(worst_removal(10, kDefaultTableSize, 10), 1.05);  // measured 1.02
+}
+
+// The extra shrinks with the table: measured 1.09/N at 10 x 65537 (turns: 1.15/N).
+TEST(Maglev, RemovingOneOf100WithALargeTableMovesUnder1Point15OverN) {
+  EXPECT_LT(worst_removal(100, 655373, 5), 1.15);
+}
+
+// Adding a backend to 100: it takes its share from the others, who keep the
+// rest. 10 different added backends; in units of 1/(N+1). Measured worst
+// 1.36 (turns: 1.63).
+TEST(Maglev, AddingOneTo100MovesUnder1Point4OverNPlus1) {
+  const auto p = pool(100);
+  const auto before = build(p);
+  for (std::uint32_t k = 0; k < 10; ++k) {
+    auto q = p;
+    q.push_back(backend(0x0A000000u + k * 977 + 3, 9090));
+    const auto after = build(q);
+    const auto c = counts(after, 101);
+    EXPECT_GE(c[100], 648) << "the new backend gets its share";
+    EXPECT_LT(moved(before, after) * 101, 1.4) << "added 10.0.x.x #" << k;
+  }
+}
+
+// One backend of 100 going from weight 1 to 2: its share goes from 1/100 to
+// 2/101, the least that can move is 0.98/N. 10 different backends; measured
+// worst 1.33/N (turns: 1.62/N).
+TEST(Maglev, DoublingOneWeightOf100MovesUnder1Point4OverN) {
+  const auto p = pool(100);
+  const auto before = build(p);
+  for (int k = 0; k < 10; ++k) {
+    auto q = p;
+    q[static_cast<std::size_t>(k * 10)].weight = 2;
+    const auto after = build(q);
+    EXPECT_LT(moved(before, after) * 100, 1.4) << "backend " << k * 10;
+  }
 }
 
 TEST(Maglev, WeightsAreHonoured) {
   auto p = pool(4);
   for (std::uint32_t i = 0; i < 4; ++i) p[i].weight = i + 1;  // 1:2:3:4
   const auto t = build(p);
-  std::vector<double> count(4, 0);
-  for (auto b : t) ++count[b];
+  const auto c = counts(t, 4);
   for (std::uint32_t i = 0; i < 4; ++i) {
-    const double share = count[i] / static_cast<double>(t.size());
-    EXPECT_NEAR(share, (i + 1) / 10.0, 0.001) << "backend " << i;
+    const double exact = static_cast<double>(t.size()) * (i + 1) / 10.0;
+    EXPECT_NEAR(c[i], exact, exact * 0.01) << "backend " << i;
+    EXPECT_LT(std::abs(c[i] - exact), 1.0) << "floor or ceiling of the share, backend " << i;
   }
 }
 
+TEST(Maglev, WeightsWithinOnePercentOfTheirShareFor100Backends) {
+  auto p = pool(100);
+  std::mt19937 rng(5);
+  std::uint64_t total = 0;
+  for (auto& b : p) total += b.weight = 1 + rng() % 10;
+  const auto t = build(p);
+  const auto c = counts(t, 100);
+  for (std::size_t i = 0; i < 100; ++i) {
+    const double exact = static_cast<double>(t.size()) * p[i].weight / static_cast<double>(total);
+    EXPECT_NEAR(c[i], exact, exact * 0.01) << "backend " << i << " weight " << p[i].weight;
+  }
+}
+
+TEST(Maglev, ExtremeWeightsStillFillEverySlot) {
+  auto p = pool(3);
+  p[0].weight = 65535;
+  const auto c = counts(build(p, 101), 3);  // shares 100.997, 0.0015, 0.0015
+  EXPECT_GE(c[0], 100);
+  EXPECT_EQ(c[0] + c[1] + c[2], 101);
+}
+
+TEST(Maglev, MoreBackendsThanSlotsGiveOneSlotEach) {
+  const auto c = counts(build(pool(200), 101), 200);
+  EXPECT_EQ(*std::max_element(c.begin(), c.end()), 1);
+  EXPECT_EQ(std::count(c.begin(), c.end(), 1), 101);
+}
+
 TEST(Maglev, SameTableWhateverTheConfigurationOrder) {
-  auto p = pool(37);
+  auto p = pool(100);
   p[5].weight = 3;
+  p[17].weight = 0;
   const auto t1 = build(p);
   auto q = p;
   std::shuffle(q.begin(), q.end(), std::mt19937(7));
@@ -107,12 +190,32 @@ TEST(Maglev, SameTableWhateverTheConfigurationOrder) {
     ASSERT_EQ(std::memcmp(&p[t1[s]].id, &q[t2[s]].id, sizeof(BackendId)), 0) << "slot " << s;
 }
 
+// Instances behind ECMP must build the same table from the same pool, across
+// processes, builds and versions: a fingerprint of the table pins it. If the
+// construction changes on purpose, every instance has to be upgraded together.
+TEST(Maglev, SameTableInEveryProcess) {
+  auto p = pool(100);
+  p[3].weight = 4;
+  const auto t = build(p);
+  EXPECT_EQ(build(p), t);
+  std::uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a
+  for (auto b : t) {
+    h = (h ^ (b & 0xff)) * 0x100000001b3ull;
+    h = (h ^ (b >> 8)) * 0x100000001b3ull;
+  }
+  EXPECT_EQ(h, 0xc35626d2c69d57a9ull) << std::hex << h;
+}
+
 TEST(Maglev, ZeroWeightGetsNothingAndAllZeroIsEmpty) {
   auto p = pool(3);
   p[1].weight = 0;
-  for (auto b : build(p)) EXPECT_NE(b, 1);
+  for (auto b : build(p)) {
+    EXPECT_NE(b, 1);
+    EXPECT_NE(b, kNoBackend);
+  }
   for (auto& b : p) b.weight = 0;
   for (auto b : build(p, 101)) EXPECT_EQ(b, kNoBackend);
+  for (auto b : build({}, 101)) EXPECT_EQ(b, kNoBackend);
 }
 
 TEST(Maglev, PickSpreadsFlowHashesOverTheTable) {
