@@ -20,6 +20,7 @@
 #endif
 
 #include "dataplane/common/time.hpp"
+#include "dataplane/common/seqlock.hpp"
 #include "dataplane/flow/flow_entry.hpp"
 #include "dataplane/tcp/tcp_types.hpp"
 
@@ -365,36 +366,21 @@ class FlowTable {
   }
 
   // Seqlock, writer side (the owner only).
-  static void write_begin(Entry& e) noexcept {
-    std::atomic_ref<std::uint32_t> v(e.version);
-    v.store(e.version + 1, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_release);
-  }
-  static void write_end(Entry& e) noexcept {
-    std::atomic_ref<std::uint32_t> v(e.version);
-    v.store(e.version + 1, std::memory_order_release);
-  }
+  static void write_begin(Entry& e) noexcept { seqlock::write_begin(e.version); }
+  static void write_end(Entry& e) noexcept { seqlock::write_end(e.version); }
 
   // Seqlock, reader side: a consistent copy of entry h and its cold record,
   // or false if the owner kept writing it for `attempts` tries.
   bool read(Handle h, Entry& out, Cold& cold_out, int attempts = 64) const noexcept {
     auto& e = const_cast<Entry&>(entries_[h]);
-    std::atomic_ref<std::uint32_t> v(e.version);
-    for (int i = 0; i < attempts; ++i) {
-      const std::uint32_t v1 = v.load(std::memory_order_acquire);
-      if (v1 & 1u) {
-        __builtin_ia32_pause();
-        continue;
-      }
-      std::memcpy(static_cast<void*>(&out), &e, sizeof(Entry));
-      std::memcpy(&cold_out, &cold(h), sizeof(Cold));
-      std::atomic_thread_fence(std::memory_order_acquire);
-      if (v.load(std::memory_order_relaxed) == v1) {
-        out.version = v1;
-        return true;
-      }
-    }
-    return false;
+    std::uint32_t seen;
+    if (!seqlock::read(e.version, [&] {
+          std::memcpy(static_cast<void*>(&out), &e, sizeof(Entry));
+          std::memcpy(&cold_out, &cold(h), sizeof(Cold));
+        }, attempts, &seen))
+      return false;
+    out.version = seen;
+    return true;
   }
 
  private:

@@ -25,6 +25,7 @@
 
 #include "config/config.hpp"
 #include "dataplane/common/bytes.hpp"
+#include "dataplane/common/seqlock.hpp"
 #include "dataplane/flow/crc32c.hpp"
 
 namespace ctlb::lb {
@@ -278,21 +279,11 @@ class NeighbourTable {
   // changing it for `attempts` tries.
   bool read(std::uint32_t slot, NeighbourSlot& out, int attempts = 64) const noexcept {
     NeighbourSlot& s = slots_[slot];
-    std::atomic_ref<std::uint32_t> v(s.version);
-    for (int a = 0; a < attempts; ++a) {
-      const std::uint32_t v1 = v.load(std::memory_order_acquire);
-      if (v1 & 1u) {
-        cpu_relax();
-        continue;
-      }
-      std::memcpy(static_cast<void*>(&out), &s, sizeof out);
-      std::atomic_thread_fence(std::memory_order_acquire);
-      if (v.load(std::memory_order_relaxed) == v1) {
-        out.version = v1;
-        return true;
-      }
-    }
-    return false;
+    std::uint32_t seen;
+    if (!seqlock::read(s.version, [&] { std::memcpy(static_cast<void*>(&out), &s, sizeof out); }, attempts, &seen))
+      return false;
+    out.version = seen;
+    return true;
   }
 
  private:
@@ -311,40 +302,17 @@ class NeighbourTable {
     return slot_family == family && ip_equal(family, slot_addr, addr);
   }
 
-  static void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-  }
-
-  // Seqlock, writer side (as flow::FlowTable).
-  static void write_begin(NeighbourSlot& s) noexcept {
-    std::atomic_ref<std::uint32_t> v(s.version);
-    v.store(s.version + 1, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_release);
-  }
-  static void write_end(NeighbourSlot& s) noexcept {
-    std::atomic_ref<std::uint32_t> v(s.version);
-    v.store(s.version + 1, std::memory_order_release);
-  }
+  static void write_begin(NeighbourSlot& s) noexcept { seqlock::write_begin(s.version); }
+  static void write_end(NeighbourSlot& s) noexcept { seqlock::write_end(s.version); }
 
   bool read_key_state(std::uint32_t slot, KeyState& out, int attempts) const noexcept {
     NeighbourSlot& s = slots_[slot];
-    std::atomic_ref<std::uint32_t> v(s.version);
-    for (int a = 0; a < attempts; ++a) {
-      const std::uint32_t v1 = v.load(std::memory_order_acquire);
-      if (v1 & 1u) {
-        cpu_relax();
-        continue;
-      }
+    return seqlock::read(s.version, [&] {
       out.family = s.family;
       out.state = s.state;
       std::memcpy(out.address, s.address, sizeof out.address);
       std::memcpy(out.mac, s.mac, sizeof out.mac);
-      std::atomic_thread_fence(std::memory_order_acquire);
-      if (v.load(std::memory_order_relaxed) == v1) return true;
-    }
-    return false;
+    }, attempts);
   }
 
   NeighbourSlot* slots_ = nullptr;
