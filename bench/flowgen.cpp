@@ -760,13 +760,13 @@ class Balancer {
     for (std::uint32_t v = 0; v < s.vip_count; ++v) {
       const lb::VipSlot& vip = s.vips[v];
       out += std::string(v ? ",\n  " : "\n  ") + "{\"name\": \"" + vip.name + "\", \"address\": \"" +
-             text(vip.family, vip.addr) + "\", \"port\": " + std::to_string(vip.port) +
+             lb::address_text(vip.family, vip.addr) + "\", \"port\": " + std::to_string(vip.port) +
              ", \"table_size\": " + std::to_string(vip.table_size) + ", \"backends\": [";
       bool first = true;
       for (std::uint32_t b = 0; b < s.slot_count; ++b) {
         const lb::BackendSlot& slot = s.slots[b];
         if (slot.vip != v) continue;
-        out += std::string(first ? "" : ", ") + "{\"address\": \"" + text(slot.family, slot.addr) +
+        out += std::string(first ? "" : ", ") + "{\"address\": \"" + lb::address_text(slot.family, slot.addr) +
                "\", \"port\": " + std::to_string(slot.port) + ", \"weight\": " + std::to_string(slot.weight) +
                ", \"connections\": " + std::to_string(connections_[b]) + "}";
         first = false;
@@ -796,11 +796,6 @@ class Balancer {
     return a;
   }
 
-  static std::string text(std::uint8_t family, const std::uint8_t* addr) {
-    char buf[INET6_ADDRSTRLEN];
-    inet_ntop(family == 4 ? AF_INET : AF_INET6, addr, buf, sizeof buf);
-    return buf;
-  }
 
   ctlb::config::Config config_;
   std::vector<CacheLine> memory_;

@@ -109,10 +109,7 @@ using PostOne = std::function<bool(std::uint32_t worker, const shm::ExpiryReques
 // taken, the rest count as dropped (ring full).
 using PostBurst = std::function<unsigned(std::uint32_t worker, const shm::ExpiryRequest* reqs, unsigned n)>;
 
-// The tracker's clock as the workers compute it from the shared header.
-constexpr Millis tracker_clock_ms(std::uint64_t tsc, std::uint64_t start_tsc, std::uint64_t tsc_hz) noexcept {
-  return static_cast<Millis>((tsc - start_tsc) * 1000 / tsc_hz);
-}
+using shm::tracker_clock_ms;  // the tracker's clock, as the workers compute it
 
 class Ager {
  public:

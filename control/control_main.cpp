@@ -242,7 +242,7 @@ int main(int argc, char** argv) {
   std::mutex stats_mutex;
   AgerStats ager_stats;
   auto now_ms = [header] {
-    return static_cast<std::uint64_t>((rte_rdtsc() - header->start_tsc) * 1000 / header->tsc_hz);
+    return shm::tracker_clock_ms(rte_rdtsc(), header->start_tsc, header->tsc_hz);
   };
   auto extra_stats = [&] {
     std::vector<shm::Stat> s;

@@ -11,12 +11,12 @@ std::string publish_change(shm::LbZone& z, lb::Op op, const std::string& vip, co
   std::uint16_t port = 0;
   if (!lb::parse_endpoint(backend, addr, port))
     return "backend '" + backend + "': expected ADDRESS:PORT or [IPv6-ADDRESS]:PORT";
-  const std::uint32_t active = __atomic_load_n(&z.active, __ATOMIC_ACQUIRE) & 1;
-  const lb::State& live = *lb_state(z, active);
+  const std::uint32_t active = shm::lb_active(z);
+  const lb::State& live = *shm::lb_generation(z, active);
   const std::uint32_t v = lb::vip_by_name(live, vip);
   if (v == lb::kNoVip) return "no VIP '" + vip + "' (give its name or ADDRESS:PORT)";
   if (!wait()) return "the workers did not leave the previous generation in time; nothing changed";
-  lb::State& next = *lb_state(z, active ^ 1);
+  lb::State& next = *shm::lb_generation(z, active ^ 1);
   std::memcpy(static_cast<void*>(&next), &live, z.state_bytes);
   const std::string err = lb::apply(next, op, v, addr, port, weight);
   if (!err.empty()) return err;
@@ -72,12 +72,6 @@ shm::BackendCounters sum_counters(const LbView& lv, std::uint32_t slot) {
   return s;
 }
 
-std::string addr_text(std::uint8_t family, const std::uint8_t* a) {
-  char buf[INET6_ADDRSTRLEN];
-  inet_ntop(family == 4 ? AF_INET : AF_INET6, a, buf, sizeof buf);
-  return buf;
-}
-
 }  // namespace
 
 Json query_lb(const LbView& lv, const View& v) {
@@ -87,15 +81,14 @@ Json query_lb(const LbView& lv, const View& v) {
     root["mode"] = "inline";
     return Json(std::move(root));
   }
-  const std::uint32_t active = __atomic_load_n(&lv.zone->active, __ATOMIC_ACQUIRE) & 1;
-  const lb::State& s = *lb_state(*lv.zone, active);
+  const lb::State& s = *shm::live_lb_generation(*lv.zone);
   const auto conns = count_connections(v, s.slot_count);
   Json::Array vips;
   for (std::uint32_t i = 0; i < s.vip_count; ++i) {
     const lb::VipSlot& vs = s.vips[i];
     Json::Object vo;
     vo["name"] = std::string(vs.name);
-    vo["address"] = addr_text(vs.family, vs.addr);
+    vo["address"] = lb::address_text(vs.family, vs.addr);
     vo["port"] = vs.port;
     vo["table_size"] = vs.table_size;
     std::vector<std::uint32_t> share(s.slot_count, 0);
@@ -112,7 +105,7 @@ Json query_lb(const LbView& lv, const View& v) {
       total_conns.entries += conns[b].entries;
       total_conns.active += conns[b].active;
       Json::Object bo;
-      bo["address"] = addr_text(bs.family, bs.addr);
+      bo["address"] = lb::address_text(bs.family, bs.addr);
       bo["port"] = bs.port;
       bo["weight"] = bs.weight;
       bo["state"] = lb::slot_state_name(bs.state);
@@ -158,7 +151,7 @@ Json query_neighbours(const LbView& lv, const shm::Header& h, std::uint64_t now_
     lb::NeighbourSlot n;
     if (lv.neighbours[i].family == 0 || !table.read(i, n) || n.family == 0) continue;
     Json::Object o;
-    o["address"] = addr_text(n.family, n.address);
+    o["address"] = lb::address_text(n.family, n.address);
     o["port"] = n.port < h.port_count ? std::string(h.port_names[n.port]) : std::to_string(n.port);
     const auto st = static_cast<std::size_t>(n.state);
     o["state"] = st < std::size(kStates) ? kStates[st] : "?";
@@ -179,8 +172,7 @@ Json query_neighbours(const LbView& lv, const shm::Header& h, std::uint64_t now_
 
 std::string prometheus_lb(const LbView& lv, const View& v) {
   if (!lv.zone) return {};
-  const std::uint32_t active = __atomic_load_n(&lv.zone->active, __ATOMIC_ACQUIRE) & 1;
-  const lb::State& s = *lb_state(*lv.zone, active);
+  const lb::State& s = *shm::live_lb_generation(*lv.zone);
   const auto conns = count_connections(v, s.slot_count);
   struct Metric {
     const char* name;

@@ -23,10 +23,6 @@ struct LbView {
   std::uint32_t neighbour_capacity = 0;
 };
 
-inline lb::State* lb_state(shm::LbZone& z, std::uint32_t which) noexcept {
-  return reinterpret_cast<lb::State*>(reinterpret_cast<std::uint8_t*>(&z) + z.state_offset[which & 1]);
-}
-
 // Waits until every worker has passed a quiescent state since the call
 // (none still reads a generation it read before); false on timeout.
 using GraceWait = std::function<bool()>;

@@ -154,8 +154,6 @@ void remove_runtime_files(const std::string& prefix, const std::string& runtime_
   }
 }
 
-std::uint64_t clock_ms(const shm::Header& h) { return (rte_rdtsc() - h.start_tsc) * 1000 / h.tsc_hz; }
-
 // Mode lb: the published LB state (generation 1 from the configuration) with
 // its QSBR variable, the neighbour table and its rings, per-worker backend
 // counters; the workers get pointers to all of it.
@@ -394,11 +392,11 @@ int run(const config::Config& cfg, const std::vector<std::string>& extra_eal) {
   // Mode lb: resolve the backends' and gateways' next hops before saying
   // ready (at most a second), so that the first connections find them.
   if (neighbour_service) {
-    const std::uint64_t until = clock_ms(*header) + 1000;
-    neighbour_service->poll(clock_ms(*header));
-    while (neighbour_service->resolving() && clock_ms(*header) < until && !g_stop.load()) {
+    const std::uint64_t until = dataplane::clock_ms(*header) + 1000;
+    neighbour_service->poll(dataplane::clock_ms(*header));
+    while (neighbour_service->resolving() && dataplane::clock_ms(*header) < until && !g_stop.load()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      neighbour_service->poll(clock_ms(*header));
+      neighbour_service->poll(dataplane::clock_ms(*header));
     }
     std::printf("ctlb: neighbours %s\n", neighbour_service->resolving() ? "still resolving after 1 s (see ctlbctl neighbours)"
                                                                          : "resolved");
@@ -417,7 +415,7 @@ int run(const config::Config& cfg, const std::vector<std::string>& extra_eal) {
   // neighbour service (ARP) meanwhile.
   while (!g_stop.load()) {
     if (neighbour_service) {
-      neighbour_service->poll(clock_ms(*header));
+      neighbour_service->poll(dataplane::clock_ms(*header));
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     } else {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -433,6 +431,15 @@ int run(const config::Config& cfg, const std::vector<std::string>& extra_eal) {
     rte_eth_dev_close(p.port_id);
   }
   print_final_counters(*header);
+  if (neighbour_service) {  // the main lcore's own, printed like the workers' (non-zero ones)
+    const auto& n = neighbour_service->counters();
+    for (const auto& [name, value] : {std::pair{"neighbour_requests_sent", n.requests_sent},
+                                      std::pair{"neighbour_requests_failed", n.requests_failed},
+                                      std::pair{"neighbour_learned", n.learned}, std::pair{"neighbour_ignored", n.ignored},
+                                      std::pair{"neighbour_ipv6_unresolvable", n.ipv6_unresolvable}})
+      if (value) std::printf("  %-32s %llu\n", name, static_cast<unsigned long long>(value));
+    std::fflush(stdout);
+  }
   g_header = nullptr;
   return 0;
 }

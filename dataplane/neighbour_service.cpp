@@ -29,7 +29,7 @@ void NeighbourService::want(std::uint8_t family, const std::uint8_t* addr, std::
 }
 
 void NeighbourService::send_request(const lb::NeighbourSlot& s) {
-  const lb::State& st = *current_lb_state(zone_);
+  const lb::State& st = *shm::live_lb_generation(*zone_);
   const std::uint8_t* src = s.port < st.port_count ? lb::source_address(st, s.port, 4, s.address) : nullptr;
   rte_mbuf* m = src ? rte_pktmbuf_alloc(pool_) : nullptr;
   if (!m) {
@@ -68,7 +68,7 @@ void NeighbourService::poll(std::uint64_t now_ms) {
 }
 
 void NeighbourService::poll_online(std::uint64_t now_ms) {
-  const lb::State& st = *current_lb_state(zone_);
+  const lb::State& st = *shm::live_lb_generation(*zone_);
   // Every next hop the pools need, resolved ahead of traffic (again after
   // each published change: a new backend may have been added).
   if (st.generation != last_generation_) {

@@ -53,6 +53,15 @@ struct alignas(64) LbZone {
   volatile std::uint32_t active;  // 0 or 1
 };
 
+// Generation `which` (0 or 1) of the LB state, and the live one.
+inline lb::State* lb_generation(LbZone& z, std::uint32_t which) noexcept {
+  return reinterpret_cast<lb::State*>(reinterpret_cast<std::uint8_t*>(&z) + z.state_offset[which & 1]);
+}
+inline std::uint32_t lb_active(const LbZone& z) noexcept { return __atomic_load_n(&z.active, __ATOMIC_ACQUIRE) & 1; }
+inline const lb::State* live_lb_generation(const LbZone& z) noexcept {
+  return lb_generation(const_cast<LbZone&>(z), lb_active(z));
+}
+
 // A message from a worker to the main lcore's neighbour service.
 struct NeighbourMsg {
   std::uint8_t kind;  // kLearn / kLearnRequest: (addr, mac) from an ARP reply / a request to us; kResolve: a worker needs addr's MAC
@@ -158,5 +167,11 @@ struct alignas(64) Header {
   WorkerInfo workers[kMaxWorkers];
   WorkerCounters counters[kMaxWorkers];
 };
+
+// The tracker's clock, as every process computes it from the header's TSC
+// epoch: milliseconds since the dataplane started.
+constexpr std::uint64_t tracker_clock_ms(std::uint64_t tsc, std::uint64_t start_tsc, std::uint64_t tsc_hz) noexcept {
+  return (tsc - start_tsc) * 1000 / tsc_hz;
+}
 
 }  // namespace ctlb::shm

@@ -47,6 +47,16 @@ inline void enqueue_tx(WorkerContext& w, std::uint16_t port_index, rte_mbuf* m) 
   b.pkts[b.count++] = m;
 }
 
+// Gives a packet to the worker that owns its connection (counted).
+inline void hand_over(WorkerContext& w, std::uint32_t owner, rte_mbuf* m) noexcept {
+  if (rte_ring_enqueue(w.handover_out[owner], m) == 0) {
+    ++w.counters.handover_out;
+  } else {
+    ++w.counters.handover_dropped;
+    rte_pktmbuf_free(m);
+  }
+}
+
 inline void forward(WorkerContext& w, rte_mbuf* m) noexcept {
   const std::uint16_t in = m->port;  // port index, set at rx
   const std::uint16_t out = in < w.port_count ? w.peer_of[in] : kNoPeer;
@@ -76,10 +86,6 @@ void publish(WorkerContext& w) noexcept {
   std::memcpy(&w.header->counters[w.index], &w.counters, sizeof(w.counters));
 }
 
-inline std::uint64_t clock_ms(const shm::Header& h) noexcept {
-  return (rte_rdtsc() - h.start_tsc) * 1000 / h.tsc_hz;
-}
-
 }  // namespace
 
 void process_burst(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64_t now_ms, bool from_handover) {
@@ -95,12 +101,7 @@ void process_burst(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64_t 
       const std::uint32_t owner = owner_of(flow_hash(views[i]), w.worker_count);
       if (owner != w.index) {
         mine[i] = false;
-        if (rte_ring_enqueue(w.handover_out[owner], m) == 0) {
-          ++w.counters.handover_out;
-        } else {
-          ++w.counters.handover_dropped;
-          rte_pktmbuf_free(m);
-        }
+        hand_over(w, owner, m);
       }
     }
   }
@@ -156,20 +157,6 @@ struct LbMeta {
   std::uint32_t vip;
   std::uint32_t slot;   // Out: the backend slot the packet came from
 };
-
-// Owner of a connection in mode lb: from the client's endpoint alone, which
-// both directions carry unchanged through NAT.
-inline std::uint32_t client_owner(const packet::PacketView& v, bool client_is_src, std::uint32_t workers) noexcept {
-  const std::uint8_t* a = client_is_src ? v.src : v.dst;
-  const std::uint16_t port = client_is_src ? v.sport : v.dport;
-  std::uint32_t h = flow::crc32c_u32(0x636c6e74u, port);
-  std::uint32_t word;
-  for (int i = 0; i < (v.family == packet::IpFamily::V4 ? 4 : 16); i += 4) {
-    std::memcpy(&word, a + i, 4);
-    h = flow::crc32c_u32(h, word);
-  }
-  return owner_of(h, workers);
-}
 
 inline void send_neighbour_msg(WorkerContext& w, const shm::NeighbourMsg& msg) noexcept {
   if (rte_ring_enqueue_elem(w.neighbour_ring, const_cast<shm::NeighbourMsg*>(&msg), sizeof msg) != 0) ++w.counters.neighbour_msgs_dropped;
@@ -264,7 +251,7 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
     const packet::ParseResult res = packet::parse_mbuf(m, v);
     if (res != packet::ParseResult::Tcp) {
       w.tracker->count_parse(res);
-      if (res == packet::ParseResult::NotIp && v.ether_type == 0x0806) handle_arp(w, m);
+      if (res == packet::ParseResult::NotIp && v.ether_type == lb::arp::kEtherArp) handle_arp(w, m);
       else if (packet::is_malformed(res)) drop(m, w.counters.lb_dropped_malformed);
       else drop(m, w.counters.lb_dropped_not_tcp);
       continue;
@@ -296,15 +283,15 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
       mt.multi = found > 1;
       mt.vip = s.slots[mt.slot].vip;
     }
+    // Owner in mode lb: from the client's endpoint alone, which both
+    // directions carry unchanged through NAT.
     if (w.steer_in_software && !from_handover) {
-      const std::uint32_t owner = client_owner(v, mt.dir == LbDir::In, w.worker_count);
+      const bool client_is_src = mt.dir == LbDir::In;
+      const std::uint32_t owner = owner_of(lb::detail::endpoint_hash(family, client_is_src ? v.src : v.dst,
+                                                                      client_is_src ? v.sport : v.dport),
+                                           w.worker_count);
       if (owner != w.index) {
-        if (rte_ring_enqueue(w.handover_out[owner], m) == 0) {
-          ++w.counters.handover_out;
-        } else {
-          ++w.counters.handover_dropped;
-          rte_pktmbuf_free(m);
-        }
+        hand_over(w, owner, m);
         continue;
       }
     }
@@ -490,7 +477,7 @@ int worker_main(void* arg) {
     const std::uint64_t now_ms = clock_ms(*w.header);
     bool busy = false;
     if (w.lb_mode) {
-      w.lb = current_lb_state(w.lb_zone);
+      w.lb = shm::live_lb_generation(*w.lb_zone);
       if (w.waiting_count) send_waiting(w, now_ms);
       if (w.slow_tx) {
         const unsigned n = rte_ring_dequeue_burst(w.slow_tx, reinterpret_cast<void**>(pkts), kBurst, nullptr);

@@ -2,6 +2,7 @@
 // A poll-mode worker: owns one rx queue per port (where the port has one for
 // it), one tx queue per port, its flow tables and its counters. Nothing in
 // its loop locks, allocates, makes a syscall or throws.
+#include <rte_cycles.h>
 #include <rte_mbuf.h>
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
@@ -96,10 +97,9 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
 // that waited too long. worker_main calls it at the top of each loop.
 void send_waiting(WorkerContext& w, std::uint64_t now_ms);
 
-// The generation of the LB state the workers use now.
-inline const lb::State* current_lb_state(const shm::LbZone* z) noexcept {
-  const std::uint32_t a = __atomic_load_n(&z->active, __ATOMIC_ACQUIRE);
-  return reinterpret_cast<const lb::State*>(reinterpret_cast<const std::uint8_t*>(z) + z->state_offset[a & 1]);
+// The tracker clock now (milliseconds since the dataplane started).
+inline std::uint64_t clock_ms(const shm::Header& h) noexcept {
+  return shm::tracker_clock_ms(rte_rdtsc(), h.start_tsc, h.tsc_hz);
 }
 
 // Sends what the tx buffers hold; frees and counts what the devices refuse.

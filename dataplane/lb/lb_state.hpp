@@ -379,11 +379,17 @@ inline bool parse_endpoint(const std::string& text, config::IpAddr& addr, std::u
   return true;
 }
 
-// "198.18.2.11:8080" / "[2001:db8::11]:8080".
-inline std::string endpoint_text(std::uint8_t family, const std::uint8_t* addr, std::uint16_t port) {
+// "198.18.2.11" / "2001:db8::11".
+inline std::string address_text(std::uint8_t family, const std::uint8_t* addr) {
   char buf[INET6_ADDRSTRLEN];
   inet_ntop(family == 4 ? AF_INET : AF_INET6, addr, buf, sizeof buf);
-  return family == 4 ? std::string(buf) + ":" + std::to_string(port) : "[" + std::string(buf) + "]:" + std::to_string(port);
+  return buf;
+}
+
+// "198.18.2.11:8080" / "[2001:db8::11]:8080".
+inline std::string endpoint_text(std::uint8_t family, const std::uint8_t* addr, std::uint16_t port) {
+  const std::string a = address_text(family, addr);
+  return family == 4 ? a + ":" + std::to_string(port) : "[" + a + "]:" + std::to_string(port);
 }
 
 // The VIP named `name`, or given as ADDRESS:PORT / [ADDRESS]:PORT; kNoVip.
