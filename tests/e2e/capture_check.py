@@ -25,15 +25,6 @@ IPPROTO_TCP = 6
 SYN, ACK, RST, FIN = 0x02, 0x10, 0x04, 0x01
 
 
-def ones_complement_sum(data):
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return total
-
-
 def parse(frame):
     """One Ethernet frame: None if not IPv4, else a dict with the addresses,
     ports, TCP flags and whether each checksum is valid (tcp_ok None when not
@@ -51,7 +42,7 @@ def parse(frame):
     if ihl < 20 or total_len < ihl or len(ip) < total_len:
         out["problem"] = f"truncated or bad lengths (ihl {ihl}, total {total_len}, captured {len(ip)})"
         return out
-    out["ip_ok"] = ones_complement_sum(ip[:ihl]) == 0xFFFF
+    out["ip_ok"] = ctlbtest.ones_complement_sum(ip[:ihl]) == 0xFFFF
     out["proto"] = ip[9]
     out["src"], out["dst"] = ".".join(map(str, ip[12:16])), ".".join(map(str, ip[16:20]))
     frag = struct.unpack("!H", ip[6:8])[0]
@@ -65,7 +56,7 @@ def parse(frame):
         out["problem"] = "TCP header truncated"
         return out
     pseudo = ip[12:20] + struct.pack("!BBH", 0, IPPROTO_TCP, len(seg))
-    out["tcp_ok"] = ones_complement_sum(pseudo + seg) == 0xFFFF
+    out["tcp_ok"] = ctlbtest.ones_complement_sum(pseudo + seg) == 0xFFFF
     out["sport"], out["dport"], out["seq"] = struct.unpack("!HHI", seg[:8])
     out["flags"] = seg[13]
     return out

@@ -33,6 +33,17 @@ def require_dpdk_environment():
         skip(f"needs at least 256 MiB of free hugepages, {free >> 20} MiB free (scripts/test.sh reserves them)")
 
 
+def ones_complement_sum(data):
+    """RFC 1071 sum of 16-bit words, folded: 0xFFFF over a block that holds
+    its own valid checksum."""
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return total
+
+
 def read_pcap(path):
     """Returns (linktype, [(ts_sec, ts_usec, bytes), ...])."""
     with open(path, "rb") as f:

@@ -202,15 +202,6 @@ def rewrite(frame, src_mac, dst_mac, src=None, sport=None, dst=None, dport=None)
     return bytes(p)
 
 
-def ones_sum(data):
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return s
-
-
 def parse(frame):
     """(family, src, sport, dst, dport, flags, ttl) of an Ethernet/IP/TCP frame, or None."""
     ethertype = struct.unpack("!H", frame[12:14])[0]
@@ -236,7 +227,7 @@ def checksums_ok(frame):
     if ethertype == 0x0800:
         ihl = (frame[14] & 15) * 4
         total = struct.unpack("!H", frame[16:18])[0]
-        if ones_sum(frame[14:14 + ihl]) != 0xFFFF:
+        if ctlbtest.ones_complement_sum(frame[14:14 + ihl]) != 0xFFFF:
             return False
         seg = frame[14 + ihl:14 + total]
         pseudo = frame[26:34] + struct.pack("!BBH", 0, 6, len(seg))
@@ -244,7 +235,7 @@ def checksums_ok(frame):
         plen = struct.unpack("!H", frame[18:20])[0]
         seg = frame[54:54 + plen]
         pseudo = frame[22:54] + struct.pack("!IxxxB", len(seg), 6)
-    return ones_sum(pseudo + seg) == 0xFFFF
+    return ctlbtest.ones_complement_sum(pseudo + seg) == 0xFFFF
 
 
 # ---------------------------------------------------------------- connections
@@ -518,6 +509,24 @@ class Run:
         ctlbtest.remove_dpdk_files(PREFIX)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
+    def complete(self, total):
+        """Starts, waits until `total` frames are handled, asks ctlbctl lb,
+        stops. Returns (lb_json, final, clients_out, backends_out), or None
+        after recording the failure; always cleans up."""
+        try:
+            self.start()
+            self.wait_handled(total)
+            lb_json = self.start_control()
+            rc, final = self.stop()
+            check(rc == 0, f"{self.name}: dataplane exit code {rc}")
+            return lb_json, final, self.outputs(CLIENTS), self.outputs(BACKENDS)
+        except Exception as e:
+            failures.append(f"{self.name}: {type(e).__name__}: {e}")
+            print(f"FAIL: {self.name}: {type(e).__name__}: {e}\n{self.log_tail()}")
+            return None
+        finally:
+            self.cleanup()
+
     def log_tail(self):
         out = ""
         for name in ("dataplane.log", "control.log"):
@@ -569,20 +578,10 @@ def run_picks(binaries, conns, workers):
     run = Run(f"pick/{workers}w", binaries, workers, frames, backend_frames)
     name = run.name
     picks = {}
-    try:
-        run.start()
-        run.wait_handled(len(frames) + len(backend_frames))
-        lb_json = run.start_control()
-        rc, final = run.stop()
-        check(rc == 0, f"{name}: dataplane exit code {rc}")
-        backends_out = run.outputs(BACKENDS)
-        clients_out = run.outputs(CLIENTS)
-    except Exception as e:
-        failures.append(f"{name}: {type(e).__name__}: {e}")
-        print(f"FAIL: {name}: {type(e).__name__}: {e}\n{run.log_tail()}")
+    done = run.complete(len(frames) + len(backend_frames))
+    if done is None:
         return None
-    finally:
-        run.cleanup()
+    lb_json, final, clients_out, backends_out = done
 
     by_key = {c.key: c for c in conns}
     n = len(conns)
@@ -708,20 +707,10 @@ def run_conversation(binaries, conv, workers, reference):
     clients_in, backends_in, client_phases, backend_phases = conversation_inputs(conv)
     run = Run(f"conversation/{workers}w", binaries, workers, clients_in, backends_in)
     name = run.name
-    try:
-        run.start()
-        run.wait_handled(len(clients_in) + len(backends_in))
-        lb_json = run.start_control()
-        rc, final = run.stop()
-        check(rc == 0, f"{name}: dataplane exit code {rc}")
-        backends_out = run.outputs(BACKENDS)
-        clients_out = run.outputs(CLIENTS)
-    except Exception as e:
-        failures.append(f"{name}: {type(e).__name__}: {e}")
-        print(f"FAIL: {name}: {type(e).__name__}: {e}\n{run.log_tail()}")
+    done = run.complete(len(clients_in) + len(backends_in))
+    if done is None:
         return None
-    finally:
-        run.cleanup()
+    lb_json, final, clients_out, backends_out = done
 
     n = len(conv)
     # The tracker finds every packet valid only if each SYN-ACK came after
