@@ -812,27 +812,18 @@ std::vector<ctlb::lb::MaglevBackend> maglev_pool(std::size_t n, bool weighted) {
   return pool;
 }
 
-void BM_MaglevBuild(benchmark::State& state) {
-  const auto pool = maglev_pool(static_cast<std::size_t>(state.range(0)), false);
+// `weighted`: weights 1..5, the weighted path (heavier backends take
+// several steps a round); else all weights 1.
+void BM_MaglevBuild(benchmark::State& state, bool weighted) {
+  const auto pool = maglev_pool(static_cast<std::size_t>(state.range(0)), weighted);
   std::vector<std::uint16_t> table(ctlb::lb::kDefaultTableSize);
   for (auto _ : state) {
     ctlb::lb::build_maglev(pool, table);
     benchmark::DoNotOptimize(table.data());
   }
 }
-BENCHMARK(BM_MaglevBuild)->Arg(10)->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecond);
-
-// Weights 1..5: the weighted path (heavier backends take several steps a
-// round).
-void BM_MaglevBuildWeighted(benchmark::State& state) {
-  const auto pool = maglev_pool(static_cast<std::size_t>(state.range(0)), true);
-  std::vector<std::uint16_t> table(ctlb::lb::kDefaultTableSize);
-  for (auto _ : state) {
-    ctlb::lb::build_maglev(pool, table);
-    benchmark::DoNotOptimize(table.data());
-  }
-}
-BENCHMARK(BM_MaglevBuildWeighted)->Arg(10)->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_MaglevBuild, equal, false)->Arg(10)->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_MaglevBuild, weighted, true)->Arg(10)->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecond);
 
 // ---------------------------------------------------------------- memory
 
