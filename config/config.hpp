@@ -53,9 +53,19 @@ struct Mempool {
   std::uint16_t data_room = 2176;  // RTE_MBUF_DEFAULT_BUF_SIZE
 };
 
+// A worker's budget of new connections (a token bucket): at most `rate`
+// per second on average and `burst` at once; packets that would open a
+// connection over it are dropped and counted. rate 0: no limit.
+struct NewFlowLimit {
+  std::uint32_t rate = 0;
+  std::uint32_t burst = 0;
+  bool operator==(const NewFlowLimit&) const = default;
+};
+
 struct Tracking {
   std::uint32_t capacity_v4 = 1u << 20;  // flows per worker
   std::uint32_t capacity_v6 = 1u << 16;
+  NewFlowLimit new_flow_limit;  // per worker; reloadable
   InvalidPolicy invalid_policy = InvalidPolicy::Forward;
   tcp::Config tcp;
 };

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <optional>
@@ -254,10 +255,25 @@ void load_timeouts(const Node& n, tcp::Timeouts& t) {
     if (n.has(key)) t.ms[index] = static_cast<Millis>(n.child(key).uint(1, 30 * 86400) * 1000);
 }
 
+// tracking.new_flow_limit: {rate: N, burst: M}; burst defaults to a tenth
+// of a second's worth (at least 1).
+void load_new_flow_limit(const Node& n, NewFlowLimit& l) {
+  n.require_map("a mapping with rate (new connections per second per worker, 0: no limit) and burst");
+  n.only_keys({"rate", "burst"});
+  l.rate = static_cast<std::uint32_t>(n.required("rate", "new connections per second per worker (0: no limit)")
+                                          .uint(0, 1'000'000'000));
+  l.burst = l.rate == 0 ? 0 : std::max<std::uint32_t>(1, l.rate / 10);
+  if (n.has("burst")) {
+    const Node b = n.child("burst");
+    if (l.rate == 0) b.fail("no burst when rate is 0 (no limit)");
+    l.burst = static_cast<std::uint32_t>(b.uint(1, 1'000'000'000));
+  }
+}
+
 void load_tracking(const Node& n, Tracking& t) {
   n.require_map("a mapping");
   n.only_keys({"capacity_v4", "capacity_v6", "invalid_policy", "liberal", "pickup", "ignore_invalid_rst",
-               "max_retrans", "msl_seconds", "timeouts"});
+               "max_retrans", "msl_seconds", "timeouts", "new_flow_limit"});
   auto capacity = [&](std::string_view key, std::uint32_t& out) {
     if (!n.has(key)) return;
     const Node c = n.child(key);
@@ -277,6 +293,7 @@ void load_tracking(const Node& n, Tracking& t) {
   if (n.has("msl_seconds"))
     t.tcp.timeouts = tcp::default_timeouts(static_cast<std::uint32_t>(n.child("msl_seconds").uint(1, 3600)));
   if (n.has("timeouts")) load_timeouts(n.child("timeouts"), t.tcp.timeouts);
+  if (n.has("new_flow_limit")) load_new_flow_limit(n.child("new_flow_limit"), t.new_flow_limit);
 }
 
 // A port's gateway: one address, or a list of at most one per family.

@@ -72,7 +72,35 @@ TEST(Config, DefaultTimeWaitIsTwiceMsl) {
 TEST(Config, UnknownKey) {
   EXPECT_EQ(error_of(replace(kGood, "  invalid_policy: drop", "  invalid_polcy: drop")),
             "test.yaml:15:3: tracking.invalid_polcy: unknown key (expected one of: capacity_v4, capacity_v6, "
-            "invalid_policy, liberal, pickup, ignore_invalid_rst, max_retrans, msl_seconds, timeouts)");
+            "invalid_policy, liberal, pickup, ignore_invalid_rst, max_retrans, msl_seconds, timeouts, new_flow_limit)");
+}
+
+TEST(Config, NewFlowLimit) {
+  {
+    auto r = load_string(kGood, "t.yaml");
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r.value().tracking.new_flow_limit.rate, 0u);  // no limit by default
+  }
+  {
+    auto r = load_string(kGood + "  new_flow_limit:\n    rate: 50000\n", "t.yaml");
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r.value().tracking.new_flow_limit.rate, 50000u);
+    EXPECT_EQ(r.value().tracking.new_flow_limit.burst, 5000u);  // a tenth of a second
+  }
+  {
+    auto r = load_string(kGood + "  new_flow_limit: {rate: 5, burst: 100}\n", "t.yaml");
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r.value().tracking.new_flow_limit.rate, 5u);
+    EXPECT_EQ(r.value().tracking.new_flow_limit.burst, 100u);
+  }
+  EXPECT_EQ(error_of(kGood + "  new_flow_limit: {burst: 100}\n"),
+            "test.yaml:19:19: tracking.new_flow_limit.rate: missing, expected new connections per second per "
+            "worker (0: no limit)");
+  EXPECT_EQ(error_of(kGood + "  new_flow_limit: {rate: 0, burst: 100}\n"),
+            "test.yaml:19:36: tracking.new_flow_limit.burst: expected no burst when rate is 0 (no limit) "
+            "(found '100')");
+  EXPECT_EQ(error_of(kGood + "  new_flow_limit: {rate: 10, burst: 0}\n"),
+            "test.yaml:19:37: tracking.new_flow_limit.burst: expected an integer in 1..1000000000 (found '0')");
 }
 
 TEST(Config, WrongType) {
