@@ -199,6 +199,15 @@ std::string prometheus_text(const View& v, const std::vector<shm::Stat>& extra) 
         cumulative += counts[b];
         char le[32];
         if (b < flow::kHandshakeBuckets - 1) std::snprintf(le, sizeof le, "%g", flow::kHandshakeBucketMs[b] / 1000.0);
+    {
+      const std::int64_t n = s.tracker.flows_in_state[static_cast<std::size_t>(tcp::CtState::SynSent)] +
+                             s.tracker.flows_in_state[static_cast<std::size_t>(tcp::CtState::SynRecv)] +
+                             s.tracker.flows_in_state[static_cast<std::size_t>(tcp::CtState::SynSent2)];
+      metric(out, "flows_half_open", "gauge",
+             "Connections whose handshake has not completed (SYN_SENT, SYN_RECV, SYN_SENT2): what a SYN flood fills "
+             "the table with.");
+      sample(out, "flows_half_open", "", n < 0 ? 0 : static_cast<std::uint64_t>(n));
+    }
         else std::snprintf(le, sizeof le, "+Inf");
         sample(out, std::string(name) + "_bucket", std::string("le=\"") + le + "\"", cumulative);
       }

@@ -140,7 +140,9 @@ bool trace_capture(const TraceOptions& opts, TraceOutput& out, std::string& erro
 }
 
 void print_record(const TraceRecord& r, bool json, std::ostream& out) {
-  const std::string_view verdict = r.verdict == tcp::Verdict::Accept ? "accept" : "invalid";
+  const std::string_view verdict = r.verdict == tcp::Verdict::Accept    ? "accept"
+                                   : r.verdict == tcp::Verdict::Invalid ? "invalid"
+                                                                        : "drop";
   if (json) {
     out << "{\"index\":" << r.index << ",\"ts\":" << std::fixed;
     out.precision(6);

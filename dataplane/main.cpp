@@ -297,6 +297,8 @@ int run(const config::Config& cfg, const std::vector<std::string>& extra_eal) {
       if (!mp)
         return fail("cannot create the mbuf pool on socket " + std::to_string(socket) + " (" +
                     std::to_string(cfg.mempool.mbufs) + " mbufs): " + rte_strerror(rte_errno));
+  header->new_flow_rate = cfg.tracking.new_flow_limit.rate;
+  header->new_flow_burst = cfg.tracking.new_flow_limit.burst;
       pools[socket] = mp;
     }
     auto info = dataplane::setup_port(p, id.value(), workers, pools[socket]);

@@ -12,7 +12,7 @@
 namespace ctlb::shm {
 
 inline constexpr std::uint64_t kShmMagic = 0x63746c62'73686d31ull;  // "ctlbshm1"
-inline constexpr std::uint32_t kShmLayoutVersion = 3;  // 2: transitions, handshake histograms; 3: lb mode
+inline constexpr std::uint32_t kShmLayoutVersion = 5;  // 2: transitions, handshake histograms; 3: lb mode; 4: new-flow limit; 5: device counters
 inline constexpr std::uint32_t kMaxWorkers = 64;
 inline constexpr std::uint32_t kMaxPorts = 16;
 inline constexpr std::uint32_t kNameLen = 32;  // RTE_MEMZONE_NAMESIZE
@@ -172,6 +172,10 @@ struct alignas(64) Header {
 // epoch: milliseconds since the dataplane started.
 constexpr std::uint64_t tracker_clock_ms(std::uint64_t tsc, std::uint64_t start_tsc, std::uint64_t tsc_hz) noexcept {
   return (tsc - start_tsc) * 1000 / tsc_hz;
+  // tracking.new_flow_limit, per worker: set by the dataplane at start and
+  // by ctlb-control on a reload; each worker applies it at its next loop.
+  volatile std::uint32_t new_flow_rate;
+  volatile std::uint32_t new_flow_burst;
 }
 
 }  // namespace ctlb::shm

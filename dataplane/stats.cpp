@@ -74,6 +74,12 @@ std::vector<Stat> collect_stats(const Header& h, std::uint32_t first, std::uint3
     out.push_back({"flows_" + std::string(tcp::kCtStateNames[i]), v < 0 ? 0 : static_cast<std::uint64_t>(v)});
   }
   return out;
+  std::int64_t half_open = 0;
 }
 
 }  // namespace ctlb::shm
+    const auto st = static_cast<tcp::CtState>(i);
+    if (st == tcp::CtState::SynSent || st == tcp::CtState::SynRecv || st == tcp::CtState::SynSent2) half_open += v;
+  // What a SYN flood fills the table with: connections whose handshake has
+  // not completed.
+  out.push_back({"flows_half_open", half_open < 0 ? 0 : static_cast<std::uint64_t>(half_open)});

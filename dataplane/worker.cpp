@@ -125,7 +125,12 @@ void process_burst(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64_t 
     rte_mbuf* m = pkts[i];
     bool invalid;
     if (t < tcp_count && tcp_index[t] == i) {
-      invalid = tracked[t++].verdict == tcp::Verdict::Invalid;
+      const tcp::Verdict verdict = tracked[t++].verdict;
+      if (verdict == tcp::Verdict::Drop) {  // over the new-flow limit: counted by the tracker
+        rte_pktmbuf_free(m);
+        continue;
+      }
+      invalid = verdict == tcp::Verdict::Invalid;
     } else if (packet::is_malformed(results[i])) {
       invalid = true;
     } else {
@@ -360,6 +365,10 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
     const LbMeta& mt = meta[i];
     const flow::TrackResult& r = tracked[k];
     const std::uint8_t family = v.family == packet::IpFamily::V4 ? 4 : 6;
+    if (r.verdict == tcp::Verdict::Drop) {  // over the new-flow limit: counted by the tracker
+      rte_pktmbuf_free(m);
+      continue;
+    }
     const bool invalid = r.verdict == tcp::Verdict::Invalid;
     std::uint8_t* frame = rte_pktmbuf_mtod(m, std::uint8_t*);
     std::uint16_t out_port;
@@ -476,6 +485,7 @@ int worker_main(void* arg) {
   while (w.header->running) {
     const std::uint64_t now_ms = clock_ms(*w.header);
     bool busy = false;
+    w.tracker->set_new_flow_limit(w.header->new_flow_rate, w.header->new_flow_burst);  // a reload may change it
     if (w.lb_mode) {
       w.lb = shm::live_lb_generation(*w.lb_zone);
       if (w.waiting_count) send_waiting(w, now_ms);

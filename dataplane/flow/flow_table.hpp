@@ -75,18 +75,20 @@ struct EvictionPolicy {
     return elapsed_ms(now, last_seen) >= tcp::timeout_of(st, *timeouts);
   }
 
-  // Closed and closing first, then half-open, never an assured ESTABLISHED.
+  // Half-open first (what a SYN flood fills the table with; the oldest of
+  // the two buckets goes), then closed and closing, then unassured
+  // ESTABLISHED; never an assured ESTABLISHED.
   static int score(const tcp::Status& st) noexcept {
     using tcp::CtState;
     switch (static_cast<CtState>(st.ct_state)) {
-      case CtState::Close: return 6;
-      case CtState::TimeWait: return 5;
+      case CtState::SynSent:
+      case CtState::SynSent2:
+      case CtState::SynRecv: return 6;
+      case CtState::Close: return 5;
+      case CtState::TimeWait: return 4;
       case CtState::LastAck:
       case CtState::FinWait:
-      case CtState::CloseWait: return 4;
-      case CtState::SynSent:
-      case CtState::SynSent2: return 3;
-      case CtState::SynRecv: return 2;
+      case CtState::CloseWait: return 3;
       case CtState::Established: return st.assured ? -1 : 1;
       default: return -1;
     }

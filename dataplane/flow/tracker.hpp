@@ -27,7 +27,8 @@ namespace ctlb::flow {
   X(flows_expired, "flows_expired", "connections freed by an expiry request")            \
   X(flows_reclaimed, "flows_reclaimed", "expired connections freed inline to make room") \
   X(flows_evicted, "flows_evicted", "live connections evicted to make room")             \
-  X(untracked_table_full, "untracked_table_full", "new connections not tracked: no room")
+  X(untracked_table_full, "untracked_table_full", "new connections not tracked: no room")  \
+  X(new_flows_rate_limited, "new_flows_rate_limited", "packets that would open a connection over tracking.new_flow_limit (dropped)")
 
 // Handshake timing histograms: bucket b counts latencies below
 // kHandshakeBucketMs[b] (the last bucket: everything above).
@@ -88,6 +89,21 @@ class Tracker {
   // The in-place path for in-window segments of established connections is
   // on by default; tests turn it off to compare it with the general path.
   void set_fast_path(bool on) noexcept { fast_path_ = on; }
+
+  // The budget of new connections (tracking.new_flow_limit): a token bucket
+  // of `burst` tokens refilled at `rate` per second; rate 0: no limit. A
+  // packet that would open a connection with the bucket empty gets verdict
+  // Drop and reason RateLimited, and creates nothing. Changing the limit
+  // starts with a full bucket.
+  void set_new_flow_limit(std::uint32_t rate, std::uint32_t burst) noexcept {
+    if (rate == limit_rate_ && burst == limit_burst_) return;
+    limit_rate_ = rate;
+    limit_burst_ = burst;
+    tokens_milli_ = static_cast<std::uint64_t>(burst) * 1000;
+    refilled_ms_ = kNeverRefilled;
+  }
+  std::uint32_t new_flow_rate() const noexcept { return limit_rate_; }
+  std::uint32_t new_flow_burst() const noexcept { return limit_burst_; }
 
   TrackerCounters& counters() noexcept { return counters_; }
   const TrackerCounters& counters() const noexcept { return counters_; }
@@ -283,7 +299,8 @@ class Tracker {
     ++counters_.tcp_packets;
     ++counters_.reasons[static_cast<std::size_t>(r.reason)];
     if (r.verdict == tcp::Verdict::Accept) ++counters_.accepted;
-    else ++counters_.invalid;
+    else if (r.verdict == tcp::Verdict::Invalid) ++counters_.invalid;
+    else ++counters_.new_flows_rate_limited;
   }
 
   template <class F>
@@ -440,6 +457,11 @@ class Tracker {
     r.verdict = o.verdict;
     r.reason = o.reason;
     if (o.verdict == tcp::Verdict::Invalid || o.action == tcp::Action::Destroy) return r;
+    if (limit_rate_ != 0 && !take_token(clock.ms)) {
+      r.verdict = tcp::Verdict::Drop;
+      r.reason = tcp::Reason::RateLimited;
+      return r;
+    }
     const InsertResult ins = table.insert(key, hash, now, policy_);
     if (ins.status == InsertStatus::Refused) {
       ++counters_.untracked_table_full;
@@ -459,11 +481,33 @@ class Tracker {
     return r;
   }
 
+  // Refills the bucket for the time since the last refill (in thousandths
+  // of a token, so that no fraction is lost) and takes one token.
+  bool take_token(std::uint64_t now_ms) noexcept {
+    const std::uint64_t cap = static_cast<std::uint64_t>(limit_burst_) * 1000;
+    if (refilled_ms_ == kNeverRefilled || now_ms < refilled_ms_) {
+      refilled_ms_ = now_ms;
+    } else if (now_ms > refilled_ms_) {
+      const std::uint64_t add = (now_ms - refilled_ms_) * limit_rate_;
+      tokens_milli_ = std::min(cap, tokens_milli_ + add);
+      refilled_ms_ = now_ms;
+    }
+    if (tokens_milli_ < 1000) return false;
+    tokens_milli_ -= 1000;
+    return true;
+  }
+
+  static constexpr std::uint64_t kNeverRefilled = ~std::uint64_t{0};
+
   FlowTable<V4> v4_;
   FlowTable<V6> v6_;
   tcp::Config cfg_;
   EvictionPolicy policy_;
   bool fast_path_ = true;
+  std::uint32_t limit_rate_ = 0;
+  std::uint32_t limit_burst_ = 0;
+  std::uint64_t tokens_milli_ = 0;
+  std::uint64_t refilled_ms_ = kNeverRefilled;
   TrackerCounters counters_{};
 };
 

@@ -69,7 +69,10 @@ enum class Dir : std::uint8_t { Orig = 0, Reply = 1 };
 constexpr Dir other(Dir d) noexcept { return d == Dir::Orig ? Dir::Reply : Dir::Orig; }
 constexpr int idx(Dir d) noexcept { return static_cast<int>(d); }
 
-enum class Verdict : std::uint8_t { Accept, Invalid };
+// Accept: forward. Invalid: forwarded or dropped by the invalid-packet
+// policy. Drop: dropped whatever that policy (a new connection over the
+// worker's new-flow limit).
+enum class Verdict : std::uint8_t { Accept, Invalid, Drop };
 
 // Why a packet got its verdict. Accept reasons first.
 // X(enumerator, name, verdict-is-invalid, description)
@@ -92,7 +95,8 @@ enum class Verdict : std::uint8_t { Accept, Invalid };
   X(RstBeforeAck, "rst_before_ack", true, "RST sequence number below the highest acknowledged")  \
   X(SeqOverWindow, "seq_over_window", true, "sequence number over the receiver's window")         \
   X(AckOverSent, "ack_over_sent", true, "acknowledges data never sent")                            \
-  X(NoEntry, "untracked_table_full", false, "no table room: passed untracked")
+  X(NoEntry, "untracked_table_full", false, "no table room: passed untracked")                     \
+  X(RateLimited, "new_flow_rate_limited", false, "would open a connection over the worker's new-flow limit: dropped")
 
 enum class Reason : std::uint8_t {
 #define CTLB_X(e, n, inv, d) e,

@@ -358,12 +358,13 @@ TEST(FlowTableFull, EvictionOrder) {
   set_state(f.tb(), f.h[1], CtState::SynRecv, false, now);
   set_state(f.tb(), f.h[2], CtState::Established, false, now);  // not assured: evictable last
   set_state(f.tb(), f.h[3], CtState::Close, false, now);
-  set_state(f.tb(), f.h[4], CtState::SynSent, false, now);
+  set_state(f.tb(), f.h[4], CtState::SynSent, false, now - 10);  // half-open: the older first
   set_state(f.tb(), f.h[5], CtState::TimeWait, false, now);
   set_state(f.tb(), f.h[6], CtState::FinWait, false, now);
   set_state(f.tb(), f.h[7], CtState::Established, true, now);
 
-  const int expected_order[] = {3, 5, 6, 4, 1, 2};
+  // Half-open first (a SYN flood's entries), then closed, closing, unassured.
+  const int expected_order[] = {4, 1, 3, 5, 6, 2};
   std::uint32_t next_key = 1;
   for (int idx : expected_order) {
     const KeyV4 k = key4(next_key++);
@@ -395,14 +396,14 @@ TEST(FlowTableFull, EvictionScores) {
     st.assured = assured;
     return EvictionPolicy::score(st);
   };
+  EXPECT_EQ(score(CtState::SynSent2, false), score(CtState::SynSent, false));
+  EXPECT_EQ(score(CtState::SynRecv, false), score(CtState::SynSent, false));
+  EXPECT_GT(score(CtState::SynRecv, false), score(CtState::Close, false));
   EXPECT_GT(score(CtState::Close, false), score(CtState::TimeWait, false));
   EXPECT_GT(score(CtState::TimeWait, false), score(CtState::LastAck, false));
   EXPECT_EQ(score(CtState::LastAck, false), score(CtState::FinWait, false));
   EXPECT_EQ(score(CtState::CloseWait, false), score(CtState::FinWait, false));
-  EXPECT_GT(score(CtState::FinWait, false), score(CtState::SynSent, false));
-  EXPECT_EQ(score(CtState::SynSent2, false), score(CtState::SynSent, false));
-  EXPECT_GT(score(CtState::SynSent, false), score(CtState::SynRecv, false));
-  EXPECT_GT(score(CtState::SynRecv, false), score(CtState::Established, false));
+  EXPECT_GT(score(CtState::FinWait, false), score(CtState::Established, false));
   EXPECT_GE(score(CtState::Established, false), 0);
   EXPECT_LT(score(CtState::Established, true), 0);
 }
