@@ -5,6 +5,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -132,6 +133,14 @@ struct Config {
   Lb lb;  // mode lb only
   Control control;
   std::string digest;  // of the file's bytes, to match the two processes
+  // Where each key's value is in the file (line and column from 1), by the
+  // dotted path errors name it by ("tracking.capacity_v4",
+  // "lb.vips[0].backends[1]"): a reload names the line of each change.
+  struct Mark {
+    std::uint32_t line = 0;
+    std::uint32_t column = 0;
+  };
+  std::map<std::string, Mark> marks;
 };
 
 }  // namespace ctlb::config

@@ -616,6 +616,20 @@ Config load_node(const YAML::Node& root, const std::string& file) {
   return c;
 }
 
+// Every value's position by its dotted path, as Node names paths.
+void record_marks(const YAML::Node& n, const std::string& path, std::map<std::string, Config::Mark>& out) {
+  const YAML::Mark m = n.Mark();
+  if (!path.empty() && !m.is_null())
+    out[path] = {static_cast<std::uint32_t>(m.line + 1), static_cast<std::uint32_t>(m.column + 1)};
+  if (n.IsMap()) {
+    for (const auto& kv : n)
+      if (kv.first.IsScalar())
+        record_marks(kv.second, path.empty() ? kv.first.Scalar() : path + "." + kv.first.Scalar(), out);
+  } else if (n.IsSequence()) {
+    for (std::size_t i = 0; i < n.size(); ++i) record_marks(n[i], path + "[" + std::to_string(i) + "]", out);
+  }
+}
+
 }  // namespace
 
 Result<Config> load_string(const std::string& yaml, const std::string& name) {
@@ -623,6 +637,7 @@ Result<Config> load_string(const std::string& yaml, const std::string& name) {
     YAML::Node root = YAML::Load(yaml);
     Config c = load_node(root, name);
     c.digest = digest_of(yaml);
+    record_marks(root, "", c.marks);
     return c;
   } catch (const ConfigError& e) {
     return Error{e.message};
