@@ -1,6 +1,7 @@
 #include "control/api.hpp"
 
 #include <cmath>
+#include <cstring>
 
 namespace ctlb::control {
 
@@ -61,16 +62,34 @@ Json with_ok(Json result) {
   return Json(std::move(o));
 }
 
+Json reload_answer(const reload::Outcome& r) {
+  Json::Object o;
+  o["ok"] = r.ok;
+  o["file"] = r.file;
+  o["digest"] = r.digest;
+  Json::Array lines;
+  for (const auto& l : r.ok ? r.changes : r.errors) lines.push_back(Json(l));
+  if (r.ok) {
+    o["changes"] = std::move(lines);
+  } else {
+    std::string e = "reload refused, the running configuration is unchanged:";
+    for (const auto& l : r.errors) e += "\n" + l;
+    o["error"] = std::move(e);
+    o["errors"] = std::move(lines);
+  }
+  return Json(std::move(o));
+}
+
 }  // namespace
 
 std::string handle_api(const std::string& line, const View& view, const std::vector<shm::Stat>& extra,
-                       std::uint64_t now_ms, const LbHooks& lb) {
+                       std::uint64_t now_ms, const LbHooks& lb, const ReloadHook& reload) {
   std::string parse_error;
   const auto req = Json::parse(line, &parse_error);
   if (!req) return error_line("request is not valid JSON: " + parse_error);
   if (!req->is_object()) return error_line("request must be a JSON object");
   const Json* cmd = req->get("cmd");
-  if (!cmd || !cmd->is_string()) return error_line("request needs \"cmd\": ping, stats, flows, stuck, lb, neighbours or backend");
+  if (!cmd || !cmd->is_string()) return error_line("request needs \"cmd\": ping, stats, flows, stuck, lb, neighbours, backend or reload");
   try {
     const std::string& c = cmd->as_string();
     if (c == "ping") {
@@ -80,6 +99,9 @@ std::string handle_api(const std::string& line, const View& view, const std::vec
       o["layout_version"] = view.header ? view.header->layout_version : 0u;
       o["workers"] = view.header ? view.header->worker_count : 0u;
       o["dataplane_pid"] = view.header ? view.header->dataplane_pid : 0u;
+      o["config_digest"] = view.header ? std::string(view.header->config_digest,
+                                                     strnlen(view.header->config_digest, sizeof view.header->config_digest))
+                                         : std::string();
       return Json(std::move(o)).dump();
     }
     if (c == "stats") {
@@ -137,7 +159,12 @@ std::string handle_api(const std::string& line, const View& view, const std::vec
       if (!err.empty()) return error_line(err);
       return with_ok(query_lb(*lb.view, view)).dump();
     }
-    return error_line("unknown cmd '" + c + "' (expected ping, stats, flows, stuck, lb, neighbours or backend)");
+    if (c == "reload") {
+      only_keys(*req, {"cmd"});
+      if (!reload) return error_line("this ctlb-control cannot reload its configuration");
+      return reload_answer(reload()).dump();
+    }
+    return error_line("unknown cmd '" + c + "' (expected ping, stats, flows, stuck, lb, neighbours, backend or reload)");
   } catch (const ApiError& e) {
     return error_line(e.message);
   }

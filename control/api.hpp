@@ -10,6 +10,9 @@
 //   {"cmd":"neighbours"}                                     (mode lb: the ARP/static neighbour table)
 //   {"cmd":"backend", "op":"add|remove|drain|down|weight", "vip":"web" or "ADDR:PORT",
 //    "backend":"ADDR:PORT", "weight":N}                       (weight: add and weight only)
+//   {"cmd":"reload"}    re-reads ctlb-control's configuration file and applies it as a whole or
+//                       not at all (control/reload.hpp): {"ok":true, "file", "digest", "changes":[...]}
+//                       or {"ok":false, "error", "errors":[...], "file", "digest"} (nothing changed)
 // Answers carry "ok": true and the result's fields, or "ok": false and
 // "error": a one-line reason.
 #include <cstdint>
@@ -18,6 +21,7 @@
 
 #include "control/lb_admin.hpp"
 #include "control/query.hpp"
+#include "control/reload.hpp"
 
 namespace ctlb::control {
 
@@ -30,7 +34,10 @@ struct LbHooks {
   std::function<std::string(lb::Op, const std::string& vip, const std::string& backend, std::uint32_t weight)> change;
 };
 
+// Reloads the configuration (ctlb-control serialises it with LB changes).
+using ReloadHook = std::function<reload::Outcome()>;
+
 std::string handle_api(const std::string& request_line, const View& view, const std::vector<shm::Stat>& extra,
-                       std::uint64_t now_ms, const LbHooks& lb = {});
+                       std::uint64_t now_ms, const LbHooks& lb = {}, const ReloadHook& reload = {});
 
 }  // namespace ctlb::control

@@ -7,7 +7,9 @@
 // Prometheus HTTP and answers ctlbctl on a Unix socket. It never writes a flow
 // entry, so it may be killed and restarted at any time without disturbing
 // forwarding. If the dataplane is not up it waits; if the dataplane stops, it
-// re-executes itself to attach to the next one.
+// re-executes itself to attach to the next one. SIGHUP (or `ctlbctl reload`)
+// reloads the configuration file: pools and the new-flow limit change at run
+// time, anything else is refused and nothing changes (control/reload.hpp).
 //
 // Exit codes: 0 on SIGINT/SIGTERM, 1 on a start-up error (bad configuration,
 // layout or configuration mismatch with the dataplane, socket in use), 2 bad usage.
@@ -38,6 +40,7 @@
 #include "control/ager.hpp"
 #include "control/api.hpp"
 #include "control/query.hpp"
+#include "control/reload.hpp"
 #include "control/server.hpp"
 
 namespace {
@@ -56,10 +59,30 @@ constexpr std::string_view kUsage =
     "  --config FILE      the dataplane's configuration file (required; must be the same file)\n"
     "  --interval-ms N    ager interval, default 1000\n"
     "  --threads N        ager threads (TBB), default 1\n"
-    "  --help             this text\n";
+    "  --help             this text\n"
+    "\n"
+    "SIGHUP, like 'ctlbctl reload', reloads the configuration file: in mode lb each\n"
+    "VIP's pool (backends added or removed, weight, state) and in every mode\n"
+    "tracking.new_flow_limit are applied at run time; a file with an error, or with\n"
+    "any other change (those need a restart of ctlb-dataplane), is refused as a\n"
+    "whole and the running configuration is kept. Each outcome is logged.\n";
 
 std::atomic<bool> g_stop{false};
+std::atomic<bool> g_reload{false};
 void on_signal(int) { g_stop.store(true); }
+void on_hangup(int) { g_reload.store(true); }
+
+void log_reload(const reload::Outcome& r) {
+  if (r.ok) {
+    std::printf("ctlb-control: reloaded %s (digest %s): %zu change%s\n", r.file.c_str(), r.digest.c_str(),
+                r.changes.size(), r.changes.size() == 1 ? "" : "s");
+    for (const auto& c : r.changes) std::printf("ctlb-control:   %s\n", c.c_str());
+  } else {
+    std::printf("ctlb-control: reload of %s refused, the running configuration is unchanged:\n", r.file.c_str());
+    for (const auto& e : r.errors) std::printf("ctlb-control:   %s\n", e.c_str());
+  }
+  std::fflush(stdout);
+}
 
 int fail(const std::string& m) {
   std::fprintf(stderr, "ctlb-control: %s\n", m.c_str());
@@ -140,6 +163,9 @@ int main(int argc, char** argv) {
   sa.sa_handler = on_signal;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  struct sigaction hup {};
+  hup.sa_handler = on_hangup;
+  sigaction(SIGHUP, &hup, nullptr);
 
   // Wait for the dataplane: a secondary cannot start without its primary.
   if (!primary_alive(cfg.file_prefix)) {
@@ -223,9 +249,13 @@ int main(int argc, char** argv) {
     }
     return true;
   };
+  // One publisher of the LB state at a time: backend commands (API thread)
+  // and reloads (API thread or SIGHUP in the main loop).
+  std::mutex publish_mutex;
   LbHooks lb_hooks;
   lb_hooks.view = &lb_view;
   lb_hooks.change = [&](lb::Op op, const std::string& vip, const std::string& backend, std::uint32_t weight) {
+    std::lock_guard lock(publish_mutex);
     const std::string err = publish_change(*lb_view.zone, op, vip, backend, weight, grace);
     std::printf("ctlb-control: backend %s %s %s: %s\n",
                 op == lb::Op::Add ? "add" : op == lb::Op::Remove ? "remove" : op == lb::Op::Drain ? "drain"
@@ -233,6 +263,14 @@ int main(int argc, char** argv) {
                 vip.c_str(), backend.c_str(), err.empty() ? "published" : err.c_str());
     std::fflush(stdout);
     return err;
+  };
+
+  reload::Reloader reloader(cfg, {static_cast<shm::Header*>(hz->addr), lb_view.zone, grace});
+  const ReloadHook do_reload = [&] {
+    std::lock_guard lock(publish_mutex);
+    reload::Outcome r = reloader.reload(config::load_file(config_path));
+    log_reload(r);
+    return r;
   };
 
   Server server;
@@ -257,6 +295,8 @@ int main(int argc, char** argv) {
     s.push_back({"ager_scan_ns_max", ager_stats.max_scan_ns});
     s.push_back({"ager_scan_ns", ager_stats.total_scan_ns});
     s.push_back({"ager_lag_ms_max", ager_stats.lag_ms_max});
+    s.push_back({"config_reloads", reloader.reloads()});
+    s.push_back({"config_reload_errors", reloader.errors()});
     for (std::size_t b = 0; b < kLagBucketCount; ++b)
       s.push_back({"ager_lag_bucket_" + std::to_string(b), ager_stats.lag_histogram[b]});
     std::uint64_t done = 0, stale = 0;
@@ -288,7 +328,9 @@ int main(int argc, char** argv) {
 
   std::thread api_thread([&] {
     Handlers h;
-    h.api = [&](const std::string& line) { return handle_api(line, view, extra_stats(), now_ms(), lb_hooks); };
+    h.api = [&](const std::string& line) {
+      return handle_api(line, view, extra_stats(), now_ms(), lb_hooks, do_reload);
+    };
     h.metrics = [&] { return prometheus_text(view, extra_stats()) + prometheus_lb(lb_view, view); };
     server.run(h, g_stop);
   });
@@ -313,8 +355,10 @@ int main(int argc, char** argv) {
       ager_stats = ager.stats();
     }
     next += std::chrono::milliseconds(interval_ms);
-    while (!g_stop.load() && std::chrono::steady_clock::now() < next)
+    while (!g_stop.load() && std::chrono::steady_clock::now() < next) {
+      if (g_reload.exchange(false)) do_reload();
       std::this_thread::sleep_for(std::chrono::milliseconds(std::min<unsigned>(interval_ms, 50)));
+    }
   }
   g_stop.store(true);
   api_thread.join();

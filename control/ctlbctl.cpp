@@ -52,9 +52,19 @@ constexpr std::string_view kUsage =
     "                    VIP is its name or ADDRESS:PORT, BACKEND is ADDRESS:PORT.\n"
     "                    Returns once every worker uses the new pool; connections\n"
     "                    already open keep their backend to the end.\n"
+    "  reload            ctlb-control reads its configuration file again and applies it\n"
+    "                    as a whole or not at all: in mode lb each VIP's pool (backends\n"
+    "                    added or removed, weight, state; run-time backend changes the\n"
+    "                    file does not have are undone), in every mode\n"
+    "                    tracking.new_flow_limit. Any other change needs a restart of\n"
+    "                    ctlb-dataplane: the reload is then refused, one line per changed\n"
+    "                    key (FILE:LINE:COL: KEY: changed from OLD to NEW), as it is for a\n"
+    "                    file with an error, and nothing changes (exit code 1). Prints\n"
+    "                    what changed. SIGHUP to ctlb-control does the same.\n"
     "  help              this text\n"
     "\n"
-    "live commands (stats, flows, stuck, watch, lb, neighbours, backend) talk to ctlb-control:\n"
+    "live commands (stats, flows, stuck, watch, lb, neighbours, backend, reload) talk to\n"
+    "ctlb-control:\n"
     "  --socket PATH         its socket (default /run/ctlb/control.sock)\n"
     "  --config FILE         or take control.socket from the configuration file\n"
     "  --json                print ctlb-control's JSON answer\n"
@@ -439,6 +449,46 @@ int cmd_live(std::string_view cmd, std::vector<std::string_view> args) {
   return kExitOk;
 }
 
+// reload: the answer's changes, or why nothing changed (stderr, exit 1).
+int cmd_reload(std::vector<std::string_view> args) {
+  using ctlb::control::Json;
+  LiveOptions o;
+  int rc = kExitOk;
+  if (!parse_live_options(args, o, rc)) return rc;
+  if (!args.empty()) return usage_error("reload: unexpected argument '" + std::string(args[0]) + "'");
+  Json::Object req;
+  req["cmd"] = "reload";
+  // Generous: a reload may rebuild many Maglev tables and waits for the workers.
+  auto r = ctlb::control::call_control(o.socket, Json(std::move(req)), 120000);
+  if (r.status != ctlb::control::CallStatus::Ok) {
+    std::cerr << "ctlbctl: " << r.error << '\n';
+    return r.status == ctlb::control::CallStatus::NotRunning ? kExitNotRunning : kExitFailed;
+  }
+  const Json& a = r.answer;
+  const auto* ok = a.get("ok");
+  const bool done = ok && ok->is_bool() && ok->as_bool();
+  if (o.json) std::cout << a.dump() << '\n';
+  if (!done) {
+    const auto* errors = a.get("errors");
+    if (errors && errors->is_array()) {
+      std::cerr << "ctlbctl: reload refused, the running configuration is unchanged:\n";
+      for (const auto& e : errors->as_array()) std::cerr << (e.is_string() ? e.as_string() : e.dump()) << '\n';
+    } else {
+      const auto* e = a.get("error");
+      std::cerr << "ctlbctl: ctlb-control: " << (e && e->is_string() ? e->as_string() : "failed") << '\n';
+    }
+    return kExitFailed;
+  }
+  if (!o.json) {
+    const auto& changes = a.get("changes")->as_array();
+    std::cout << "reloaded " << str(a, "file") << " (digest " << str(a, "digest") << "): ";
+    if (changes.empty()) std::cout << "nothing to change\n";
+    else std::cout << changes.size() << (changes.size() == 1 ? " change\n" : " changes\n");
+    for (const auto& c : changes) std::cout << "  " << c.as_string() << '\n';
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -456,5 +506,6 @@ int main(int argc, char** argv) {
   if (cmd == "trace") return cmd_trace(args);
   if (cmd == "stats" || cmd == "flows" || cmd == "stuck" || cmd == "watch") return cmd_live(cmd, args);
   if (cmd == "lb" || cmd == "neighbours" || cmd == "backend") return cmd_lb(cmd, args);
+  if (cmd == "reload") return cmd_reload(args);
   return usage_error("unknown command '" + std::string(cmd) + "'");
 }

@@ -5,26 +5,30 @@
 
 namespace ctlb::control {
 
-std::string publish_change(shm::LbZone& z, lb::Op op, const std::string& vip, const std::string& backend,
-                           std::uint32_t weight, const GraceWait& wait) {
-  config::IpAddr addr;
-  std::uint16_t port = 0;
-  if (!lb::parse_endpoint(backend, addr, port))
-    return "backend '" + backend + "': expected ADDRESS:PORT or [IPv6-ADDRESS]:PORT";
+std::string publish(shm::LbZone& z, const std::function<std::string(lb::State&)>& edit, const GraceWait& wait) {
   const std::uint32_t active = shm::lb_active(z);
   const lb::State& live = *shm::lb_generation(z, active);
-  const std::uint32_t v = lb::vip_by_name(live, vip);
-  if (v == lb::kNoVip) return "no VIP '" + vip + "' (give its name or ADDRESS:PORT)";
   if (!wait()) return "the workers did not leave the previous generation in time; nothing changed";
   lb::State& next = *shm::lb_generation(z, active ^ 1);
   std::memcpy(static_cast<void*>(&next), &live, z.state_bytes);
-  const std::string err = lb::apply(next, op, v, addr, port, weight);
+  const std::string err = edit(next);
   if (!err.empty()) return err;
   __atomic_store_n(&z.active, active ^ 1, __ATOMIC_RELEASE);
   ++z.published;
   if (!wait())  // live all the same; the next publish waits for them first
     std::fprintf(stderr, "ctlb-control: published, but not every worker had switched after the wait\n");
   return {};
+}
+
+std::string publish_change(shm::LbZone& z, lb::Op op, const std::string& vip, const std::string& backend,
+                           std::uint32_t weight, const GraceWait& wait) {
+  config::IpAddr addr;
+  std::uint16_t port = 0;
+  if (!lb::parse_endpoint(backend, addr, port))
+    return "backend '" + backend + "': expected ADDRESS:PORT or [IPv6-ADDRESS]:PORT";
+  const std::uint32_t v = lb::vip_by_name(*shm::live_lb_generation(z), vip);
+  if (v == lb::kNoVip) return "no VIP '" + vip + "' (give its name or ADDRESS:PORT)";
+  return publish(z, [&](lb::State& next) { return lb::apply(next, op, v, addr, port, weight); }, wait);
 }
 
 namespace {

@@ -27,11 +27,16 @@ struct LbView {
 // (none still reads a generation it read before); false on timeout.
 using GraceWait = std::function<bool()>;
 
-// One change to a VIP's pool, published: waits for a grace period (nobody
+// Publishes an edit of the LB state: waits for a grace period (nobody
 // still reads the spare generation), copies the live generation into the
-// spare one, applies the change there, makes it live, and waits for a grace
-// period again so that on success every worker uses the new pool. Returns
-// an error message, empty on success.
+// spare one, lets `edit` change it there, makes it live, and waits for a
+// grace period again so that on success every worker uses it. Returns an
+// error message (edit's, or the first wait's: nothing published), empty on
+// success.
+std::string publish(shm::LbZone& z, const std::function<std::string(lb::State&)>& edit, const GraceWait& wait);
+
+// One change to a VIP's pool, published (publish). Returns an error
+// message, empty on success.
 std::string publish_change(shm::LbZone& z, lb::Op op, const std::string& vip, const std::string& backend,
                            std::uint32_t weight, const GraceWait& wait);
 

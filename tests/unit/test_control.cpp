@@ -203,8 +203,8 @@ TEST(Api, AnswersAndValidates) {
   const std::pair<const char*, const char*> bad[] = {
       {"not json", "request is not valid JSON: expected a value at byte 0"},
       {"[1]", "request must be a JSON object"},
-      {R"({"x":1})", "request needs \"cmd\": ping, stats, flows, stuck, lb, neighbours or backend"},
-      {R"({"cmd":"drop"})", "unknown cmd 'drop' (expected ping, stats, flows, stuck, lb, neighbours or backend)"},
+      {R"({"x":1})", "request needs \"cmd\": ping, stats, flows, stuck, lb, neighbours, backend or reload"},
+      {R"({"cmd":"drop"})", "unknown cmd 'drop' (expected ping, stats, flows, stuck, lb, neighbours, backend or reload)"},
       {R"({"cmd":"stats","verbose":true})", "unknown field \"verbose\""},
       {R"({"cmd":"flows","state":"HALF_OPEN"})",
        "unknown state 'HALF_OPEN' (expected one of: SYN_SENT, SYN_RECV, ESTABLISHED, FIN_WAIT, CLOSE_WAIT, LAST_ACK, "
