@@ -143,4 +143,24 @@ struct Config {
   std::map<std::string, Mark> marks;
 };
 
+// One error line about a key, in the loader's format, for what only the
+// host can refuse (config/host_check.hpp, the dataplane's start-up):
+//   FILE:LINE:COLUMN: KEY: expected EXPECTED (found 'VALUE')
+// A key the file does not set is placed at its nearest parent that it
+// does, and its value is the default: (found nothing, the default is VALUE).
+inline std::string key_error(const Config& c, const std::string& key, const std::string& expected,
+                             const std::string& value) {
+  auto at = c.marks.find(key);
+  const bool set = at != c.marks.end();
+  for (std::string parent = key; at == c.marks.end() && !parent.empty();) {
+    const auto cut = parent.find_last_of(".[");
+    parent = cut == std::string::npos ? "" : parent.substr(0, cut);
+    at = c.marks.find(parent);
+  }
+  std::string where = c.file;
+  if (at != c.marks.end()) where += ":" + std::to_string(at->second.line) + ":" + std::to_string(at->second.column);
+  return where + ": " + key + ": expected " + expected +
+         (set ? " (found '" + value + "')" : " (found nothing, the default is " + value + ")");
+}
+
 }  // namespace ctlb::config

@@ -1,5 +1,7 @@
 #include "config/loader.hpp"
 
+#include "config/host_check.hpp"
+
 #include <arpa/inet.h>
 #include <yaml-cpp/yaml.h>
 
@@ -340,6 +342,9 @@ Port load_port(const Node& n, Mode mode) {
     if (std::sscanf(p.pci.c_str(), "%x:%x:%x.%x%c", &dom, &bus, &dev, &fn, &extra) != 4 || bus > 0xff ||
         dev > 0x1f || fn > 7)
       n.child("pci").fail("a PCI address like 0000:3b:00.0");
+    char canonical[16];  // as sysfs and DPDK name the device
+    std::snprintf(canonical, sizeof canonical, "%04x:%02x:%02x.%x", dom, bus, dev, fn);
+    p.pci = canonical;
   } else {
     p.devargs = n.child("devargs").str("vdev arguments like net_pcap0,rx_pcap=in.pcap");
     if (p.devargs.rfind("net_", 0) != 0) n.child("devargs").fail("vdev arguments starting with a driver name (net_...)");
@@ -544,17 +549,24 @@ Config load_node(const YAML::Node& root, const std::string& file) {
   const Node lc = top.required("lcores", "a mapping with main and workers");
   lc.require_map("a mapping with main and workers");
   lc.only_keys({"main", "workers", "map"});
+  std::optional<LcoreMap> lcore_map;
   if (lc.has("map")) {
     c.lcore_map = lc.child("map").str("an EAL --lcores mapping like 0@0,1@1,2@1");
-    if (c.lcore_map.find_first_not_of("0123456789@,()-") != std::string::npos)
-      lc.child("map").fail("an EAL --lcores mapping like 0@0,1@1,2@1");
+    lcore_map = parse_lcore_map(c.lcore_map);
+    if (!lcore_map) lc.child("map").fail("an EAL --lcores mapping like 0@0,1@1,2@1, each lcore once");
   }
-  c.main_lcore = static_cast<std::uint32_t>(lc.required("main", "an lcore id").uint(0, 1023));
+  auto mapped = [&](const Node& n, std::uint32_t id) {
+    if (lcore_map && !lcore_map->count(id)) n.fail("an lcore that lcores.map maps");
+  };
+  const Node main_node = lc.required("main", "an lcore id");
+  c.main_lcore = static_cast<std::uint32_t>(main_node.uint(0, 1023));
+  mapped(main_node, c.main_lcore);
   std::set<std::uint32_t> seen;
   for (const Node& w : lc.required("workers", "a list of lcore ids").items("a list of lcore ids")) {
     const auto id = static_cast<std::uint32_t>(w.uint(0, 1023));
     if (id == c.main_lcore) w.fail("a worker lcore other than the main lcore");
     if (!seen.insert(id).second) w.fail("an lcore id not already listed");
+    mapped(w, id);
     c.worker_lcores.push_back(id);
   }
   if (c.worker_lcores.empty()) lc.child("workers").fail("at least one worker lcore");
@@ -576,6 +588,14 @@ Config load_node(const YAML::Node& root, const std::string& file) {
   for (const Node& pn : ports.items("a list of ports")) {
     Port p = load_port(pn, c.mode);
     if (!names.insert(p.name).second) pn.child("name").fail("a port name not already used");
+    // One device per port: a vdev by its name (devargs up to the first ',').
+    const std::string device = p.pci.empty() ? p.devargs.substr(0, p.devargs.find(',')) : p.pci;
+    for (std::size_t i = 0; i < c.ports.size(); ++i) {
+      const Port& o = c.ports[i];
+      if (device == (o.pci.empty() ? o.devargs.substr(0, o.devargs.find(',')) : o.pci))
+        pn.child(p.pci.empty() ? "devargs" : "pci")
+            .fail("a device no other port uses (ports[" + std::to_string(i) + "] is " + device + ")");
+    }
     c.ports.push_back(std::move(p));
   }
   if (c.ports.empty()) ports.fail("at least one port");

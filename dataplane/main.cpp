@@ -11,6 +11,7 @@
 #include <rte_ethdev.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
+#include <rte_log.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
 #include <rte_memzone.h>
@@ -33,6 +34,7 @@
 #include <thread>
 #include <vector>
 
+#include "config/host_check.hpp"
 #include "config/loader.hpp"
 #include "dataplane/neighbour_service.hpp"
 #include "dataplane/ports.hpp"
@@ -86,13 +88,11 @@ std::vector<std::string> eal_arguments(const config::Config& c, const std::vecto
   if (!c.lcore_map.empty()) lcores = c.lcore_map;
   a.insert(a.end(), {c.lcore_map.empty() ? "-l" : "--lcores", lcores, "--main-lcore", std::to_string(c.main_lcore), "--file-prefix", c.file_prefix,
                      "--proc-type", "primary"});
-  bool any_pci = false;
+  bool any_pci = false;  // vdevs are probed after start (dataplane::open_port)
   for (const auto& p : c.ports) {
     if (!p.pci.empty()) {
       a.insert(a.end(), {"-a", p.pci});
       any_pci = true;
-    } else {
-      a.insert(a.end(), {"--vdev", p.devargs});
     }
   }
   if (!any_pci) a.push_back("--no-pci");
@@ -238,6 +238,13 @@ int run(const config::Config& cfg, const std::vector<std::string>& extra_eal) {
     return fail(
         "no free hugepages: reserve some (echo 512 > /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages) "
         "and mount hugetlbfs (mount -t hugetlbfs nodev /dev/hugepages)");
+  // What only this host can refuse (lcores, PCI devices, hugepage memory),
+  // before the EAL starts: one line naming the key, nothing left behind.
+  config::HostFacts host = config::read_host_facts();
+  if (no_huge) host.hugepage_free_bytes.reset();
+  if (auto e = config::check_host(cfg, host)) return fail(e->message);
+  // DPDK's log goes to stdout with ours: stderr carries only the error line.
+  rte_openlog_stream(stdout);
 
   std::vector<std::string> args = eal_arguments(cfg, extra_eal);
   std::vector<char*> argv;
@@ -257,8 +264,10 @@ int run(const config::Config& cfg, const std::vector<std::string>& extra_eal) {
   const auto workers = static_cast<std::uint16_t>(cfg.worker_lcores.size());
   if (workers > shm::kMaxWorkers) return fail("at most " + std::to_string(shm::kMaxWorkers) + " workers");
   if (cfg.ports.size() > shm::kMaxPorts) return fail("at most " + std::to_string(shm::kMaxPorts) + " ports");
-  for (auto l : cfg.worker_lcores)
-    if (!rte_lcore_is_enabled(l)) return fail("worker lcore " + std::to_string(l) + " is not available to the EAL");
+  for (std::size_t w = 0; w < cfg.worker_lcores.size(); ++w)
+    if (!rte_lcore_is_enabled(cfg.worker_lcores[w]))
+      return fail(config::key_error(cfg, "lcores.workers[" + std::to_string(w) + "]", "an lcore the EAL has enabled",
+                                    std::to_string(cfg.worker_lcores[w])));
 
   // Shared header first: the control process finds everything from it.
   const rte_memzone* hz = rte_memzone_reserve(shm::kHeaderZone, sizeof(shm::Header), SOCKET_ID_ANY, 0);
@@ -272,6 +281,8 @@ int run(const config::Config& cfg, const std::vector<std::string>& extra_eal) {
   std::snprintf(header->config_digest, sizeof header->config_digest, "%s", cfg.digest.c_str());
   header->tsc_hz = rte_get_tsc_hz();
   header->start_tsc = rte_rdtsc();
+  header->new_flow_rate = cfg.tracking.new_flow_limit.rate;
+  header->new_flow_burst = cfg.tracking.new_flow_limit.burst;
   header->running = 1;
   g_header = header;
   // As early as the header exists: a telemetry client never sees the
@@ -286,7 +297,7 @@ int run(const config::Config& cfg, const std::vector<std::string>& extra_eal) {
   for (std::size_t i = 0; i < cfg.ports.size(); ++i) {
     const auto& p = cfg.ports[i];
     std::snprintf(header->port_names[i], shm::kNameLen, "%s", p.name.c_str());
-    auto id = dataplane::find_port(p);
+    auto id = dataplane::open_port(cfg, i);
     if (!id) return fail(id.error().message);
     int socket = rte_eth_dev_socket_id(id.value());
     if (socket < 0) socket = 0;
@@ -295,10 +306,11 @@ int run(const config::Config& cfg, const std::vector<std::string>& extra_eal) {
       rte_mempool* mp = rte_pktmbuf_pool_create(name.c_str(), cfg.mempool.mbufs, cfg.mempool.cache, 0,
                                                 cfg.mempool.data_room, socket);
       if (!mp)
-        return fail("cannot create the mbuf pool on socket " + std::to_string(socket) + " (" +
-                    std::to_string(cfg.mempool.mbufs) + " mbufs): " + rte_strerror(rte_errno));
-  header->new_flow_rate = cfg.tracking.new_flow_limit.rate;
-  header->new_flow_burst = cfg.tracking.new_flow_limit.burst;
+        return fail(config::key_error(cfg, "mempool.mbufs",
+                                      "a number of mbufs that fits in the free hugepage memory (the pool on socket " +
+                                          std::to_string(socket) + " could not be created: " +
+                                          rte_strerror(rte_errno) + ")",
+                                      std::to_string(cfg.mempool.mbufs)));
       pools[socket] = mp;
     }
     auto info = dataplane::setup_port(p, id.value(), workers, pools[socket]);
@@ -328,9 +340,12 @@ int run(const config::Config& cfg, const std::vector<std::string>& extra_eal) {
     const rte_memzone* z4 = rte_memzone_reserve_aligned(wi.table_v4, b4, socket, 0, 64);
     const rte_memzone* z6 = rte_memzone_reserve_aligned(wi.table_v6, b6, socket, 0, 64);
     if (!z4 || !z6)
-      return fail("not enough hugepage memory for worker " + std::to_string(w) + "'s flow tables (" +
-                  std::to_string((b4 + b6) >> 20) +
-                  " MiB): lower tracking.capacity_v4/capacity_v6 or reserve more hugepages");
+      return fail(config::key_error(cfg, !z4 ? "tracking.capacity_v4" : "tracking.capacity_v6",
+                                    "a capacity whose flow tables fit in the free hugepage memory (worker " +
+                                        std::to_string(w) + "'s " + (!z4 ? "IPv4" : "IPv6") + " table of " +
+                                        std::to_string(((!z4 ? b4 : b6) + (1u << 20) - 1) >> 20) +
+                                        " MiB could not be reserved)",
+                                    std::to_string(!z4 ? cfg.tracking.capacity_v4 : cfg.tracking.capacity_v6)));
     rte_ring* exp = rte_ring_create_elem(wi.expiry_ring, sizeof(shm::ExpiryRequest), 8192, socket, RING_F_SC_DEQ);
     if (!exp) return fail(std::string("cannot create ring ") + wi.expiry_ring + ": " + rte_strerror(rte_errno));
 

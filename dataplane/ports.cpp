@@ -1,9 +1,12 @@
 #include "dataplane/ports.hpp"
 
+#include <rte_dev.h>
+#include <rte_devargs.h>
 #include <rte_ethdev.h>
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <thread>
 
 namespace ctlb::dataplane {
@@ -22,12 +25,35 @@ std::string errstr(int rc) { return rte_strerror(rc < 0 ? -rc : rc); }
 
 }  // namespace
 
-Result<std::uint16_t> find_port(const config::Port& p) {
-  std::string name = p.pci;
-  if (name.empty()) name = p.devargs.substr(0, p.devargs.find(','));
+Result<std::uint16_t> open_port(const config::Config& cfg, std::size_t index) {
+  const config::Port& p = cfg.ports[index];
+  const std::string key = "ports[" + std::to_string(index) + "]";
   std::uint16_t id = 0;
+  if (!p.pci.empty()) {
+    if (rte_eth_dev_get_port_by_name(p.pci.c_str(), &id) != 0)
+      return Error{config::key_error(cfg, key + ".pci",
+                                     "a PCI device bound to a driver DPDK can use (vfio-pci, igb_uio or "
+                                     "uio_pci_generic: see dpdk-devbind.py --status)",
+                                     p.pci)};
+    return id;
+  }
+  // A vdev is probed here rather than by the EAL's --vdev, so that a driver
+  // this DPDK does not have, or arguments its driver refuses, name the port.
+  const std::string name = p.devargs.substr(0, p.devargs.find(','));
+  rte_devargs da{};
+  const int parsed = rte_devargs_parse(&da, name.c_str());  // finds the bus whose driver takes the name
+  std::free(da.data);
+  if (parsed != 0)
+    return Error{config::key_error(cfg, key + ".devargs",
+                                   "vdev arguments starting with the name of a driver this DPDK has, like "
+                                   "net_pcap0 or net_null0",
+                                   p.devargs)};
+  if (rte_dev_probe(p.devargs.c_str()) != 0)
+    return Error{config::key_error(cfg, key + ".devargs",
+                                   "vdev arguments that its driver accepts (it refused them: DPDK's log says why)",
+                                   p.devargs)};
   if (rte_eth_dev_get_port_by_name(name.c_str(), &id) != 0)
-    return Error{"port " + p.name + ": no DPDK device '" + name + "' (is it bound to a DPDK driver?)"};
+    return Error{config::key_error(cfg, key + ".devargs", "an Ethernet device (" + name + " is not one)", p.devargs)};
   return id;
 }
 

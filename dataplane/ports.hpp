@@ -21,8 +21,9 @@ struct PortInfo {
   bool link_up = false;
 };
 
-// Finds the DPDK port of a configured port (by PCI address or vdev name).
-Result<std::uint16_t> find_port(const config::Port& p);
+// The DPDK port of cfg.ports[index]: a PCI device the EAL probed, or a vdev
+// probed now. Errors name the port's key in the configuration file.
+Result<std::uint16_t> open_port(const config::Config& cfg, std::size_t index);
 
 // Configures and starts a port for `workers` workers.
 Result<PortInfo> setup_port(const config::Port& p, std::uint16_t port_id, std::uint16_t workers, rte_mempool* pool);

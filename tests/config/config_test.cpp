@@ -4,7 +4,9 @@
 
 #include <string>
 
+#include "config/host_check.hpp"
 #include "config/loader.hpp"
+#include "dataplane/flow/flow_table.hpp"
 
 namespace {
 
@@ -138,6 +140,21 @@ TEST(Config, PeerMustExist) {
 TEST(Config, DuplicatePortName) {
   EXPECT_EQ(error_of(replace(kGood, "name: b", "name: a")),
             "test.yaml:9:11: ports[1].name: expected a port name not already used (found 'a')");
+}
+
+TEST(Config, PciAddressIsCanonical) {
+  auto r = load_string(replace(kGood, "0000:3b:00.1", "0:3B:0.1"), "t.yaml");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r.value().ports[1].pci, "0000:3b:00.1");  // as sysfs and DPDK name it
+}
+
+TEST(Config, DeviceUsedByTwoPorts) {
+  EXPECT_EQ(error_of(replace(kGood, "0000:3b:00.1", "0000:3b:00.1\"\n    peer: a\n  - name: c\n    pci: \"0:3b:0.1")),
+            "test.yaml:13:10: ports[2].pci: expected a device no other port uses (ports[1] is 0000:3b:00.1) "
+            "(found '0:3b:0.1')");
+  EXPECT_EQ(error_of(replace(kGood, "pci: \"0000:3b:00.1\"", "devargs: net_null0,size=128")),
+            "test.yaml:10:14: ports[1].devargs: expected a device no other port uses (ports[0] is net_null0) "
+            "(found 'net_null0,size=128')");
 }
 
 TEST(Config, WorkerOnMainLcore) {
@@ -622,5 +639,204 @@ TEST(ConfigLb, PickupMustMatchUnknownFlows) {
             "test.yaml:15:11: tracking.pickup: expected true, or no pickup: in mode lb it follows "
             "lb.unknown_flows (loose) (found 'false')");
 }
+
+// ---- What only the host can refuse (config/host_check.hpp), with injected
+// facts: the same one-line format, naming the key's line in the file. ----
+
+namespace host {
+
+using ctlb::config::check_host;
+using ctlb::config::Config;
+using ctlb::config::HostFacts;
+using ctlb::config::memory_need;
+
+Config loaded(const std::string& yaml) {
+  auto r = load_string(yaml, "test.yaml");
+  EXPECT_TRUE(r.ok()) << r.error().message;
+  return r.ok() ? r.value() : Config{};
+}
+
+// Two CPUs, kGood's PCI device present, 1 GiB of free hugepages.
+HostFacts small_host() {
+  HostFacts h;
+  h.cpus = {0, 1, 2};
+  h.max_lcores = 128;
+  h.pci_devices = std::set<std::string>{"0000:00:1f.0", "0000:3b:00.1"};
+  h.hugepage_free_bytes = 1ull << 30;
+  return h;
+}
+
+std::string host_error(const std::string& yaml, const HostFacts& facts) {
+  const auto e = check_host(loaded(yaml), facts);
+  EXPECT_TRUE(e.has_value()) << "expected a host error for:\n" << yaml;
+  return e ? e->message : "";
+}
+
+TEST(ConfigHost, GoodConfigPasses) {
+  const auto e = check_host(loaded(kGood), small_host());
+  EXPECT_FALSE(e.has_value()) << e->message;
+}
+
+TEST(ConfigHost, LcoreNotAvailable) {
+  HostFacts h = small_host();
+  h.cpus = {0, 1};
+  EXPECT_EQ(host_error(kGood, h),
+            "test.yaml:4:16: lcores.workers[1]: expected an lcore this process may run on (CPUs 0-1) (found '2')");
+  h.cpus = {1, 2, 3, 5};
+  EXPECT_EQ(host_error(kGood, h),
+            "test.yaml:3:9: lcores.main: expected an lcore this process may run on (CPUs 1-3,5) (found '0')");
+  h.cpus = {0, 2};
+  EXPECT_EQ(host_error(kGood, h),
+            "test.yaml:4:13: lcores.workers[0]: expected an lcore this process may run on (CPUs 0,2) (found '1')");
+}
+
+TEST(ConfigHost, LcoreAboveRteMaxLcore) {
+  HostFacts h = small_host();
+  for (std::uint32_t cpu = 0; cpu < 256; ++cpu) h.cpus.push_back(cpu);
+  EXPECT_EQ(host_error(replace(kGood, "workers: [1, 2]", "workers: [1, 200]"), h),
+            "test.yaml:4:16: lcores.workers[1]: expected an lcore id below 128, this DPDK's RTE_MAX_LCORE "
+            "(found '200')");
+}
+
+// With lcores.map (more lcores than CPUs, as tests run), the CPUs the
+// mapping names are checked, not the lcore ids.
+TEST(ConfigHost, LcoreMapChecksItsCpus) {
+  HostFacts h = small_host();
+  h.cpus = {0, 1};
+  const std::string mapped = replace(kGood, "workers: [1, 2]", "workers: [1, 2, 3]\n  map: \"0@0,(1-3)@1\"");
+  EXPECT_FALSE(check_host(loaded(mapped), h).has_value());
+  EXPECT_EQ(host_error(replace(mapped, "0@0,(1-3)@1", "0@0,1@1,(2-3)@(1,7)"), h),
+            "test.yaml:5:8: lcores.map: expected a mapping onto CPUs this process may run on (CPUs 0-1; CPU 7 "
+            "is not one) (found '0@0,1@1,(2-3)@(1,7)')");
+  h.cpus = {1};
+  EXPECT_EQ(host_error(mapped, h),
+            "test.yaml:5:8: lcores.map: expected a mapping onto CPUs this process may run on (CPU 1; CPU 0 is "
+            "not one) (found '0@0,(1-3)@1')");
+}
+
+TEST(ConfigHost, PortNotFound) {
+  HostFacts h = small_host();
+  h.pci_devices = std::set<std::string>{"0000:00:1f.0", "0000:3b:00.0"};
+  EXPECT_EQ(host_error(kGood, h),
+            "test.yaml:10:10: ports[1].pci: expected a PCI device present on this host (found '0000:3b:00.1')");
+  h.pci_devices.reset();  // sysfs unreadable: the EAL will tell
+  EXPECT_FALSE(check_host(loaded(kGood), h).has_value());
+}
+
+TEST(ConfigHost, MemoryNeed) {
+  const Config c = loaded(replace(kGood, "rx_descriptors: 2048", "rx_descriptors: 2048\nmempool:\n  mbufs: 4095"));
+  const auto n = memory_need(c);
+  EXPECT_EQ(n.workers, 2u);
+  EXPECT_EQ(n.table_v4, ctlb::flow::FlowTable<ctlb::flow::V4>::bytes_needed(4096));
+  EXPECT_EQ(n.table_v6, ctlb::flow::FlowTable<ctlb::flow::V6>::bytes_needed(65536));
+  // 4095 x (a 64-byte header + the 128-byte mbuf and its 2176 bytes of data
+  // room) + a ring of 4096 pointers.
+  EXPECT_EQ(n.mbufs, 4095u * (64 + 128 + 2176) + 4096u * 8);
+  EXPECT_EQ(n.lb, 0u);
+  EXPECT_EQ(n.total(), 2 * (n.table_v4 + n.table_v6) + n.mbufs);
+}
+
+std::uint64_t mib_up(std::uint64_t bytes) { return (bytes + (1u << 20) - 1) >> 20; }
+
+// What the line shows: each part in MiB rounded up, and their sum.
+std::uint64_t shown_total(const ctlb::config::MemoryNeed& n) {
+  return n.workers * mib_up(n.table_v4 + n.table_v6) + mib_up(n.mbufs) + mib_up(n.lb);
+}
+
+TEST(ConfigHost, CapacityTooLargeForMemory) {
+  const std::string yaml = replace(kGood, "capacity_v4: 4096", "capacity_v4: 134217728");
+  const auto n = memory_need(loaded(yaml));
+  const std::uint64_t tables = n.table_v4 + n.table_v6;
+  ASSERT_GT(tables, 8ull << 30);  // 128 Mi flows of 64 bytes at least
+  EXPECT_EQ(host_error(yaml, small_host()),
+            "test.yaml:14:16: tracking.capacity_v4: expected a capacity whose flow tables fit in the free hugepage "
+            "memory (2 workers x " + std::to_string(mib_up(tables)) + " MiB of flow tables + " +
+                std::to_string(mib_up(n.mbufs)) + " MiB of mbufs = " + std::to_string(shown_total(n)) +
+                " MiB > 1024 MiB free) (found '134217728')");
+  // Fits: no error. No hugepages to check against (--no-huge): no error.
+  HostFacts big = small_host();
+  big.hugepage_free_bytes = n.total();
+  EXPECT_FALSE(check_host(loaded(yaml), big).has_value());
+  big.hugepage_free_bytes = n.total() - 1;
+  EXPECT_TRUE(check_host(loaded(yaml), big).has_value());
+  big.hugepage_free_bytes.reset();
+  EXPECT_FALSE(check_host(loaded(yaml), big).has_value());
+}
+
+TEST(ConfigHost, DefaultCapacityTooLargeForMemory) {
+  // capacity_v6 not in the file: its default (65536) is blamed where its
+  // section starts, and the line says it is the default.
+  HostFacts h = small_host();
+  const std::string yaml = replace(replace(kGood, "capacity_v4: 4096", "capacity_v4: 1024"), "rx_descriptors: 2048",
+                                   "rx_descriptors: 2048\nmempool:\n  mbufs: 1023");
+  const auto n = memory_need(loaded(yaml));
+  h.hugepage_free_bytes = 1u << 20;
+  EXPECT_EQ(host_error(yaml, h),
+            "test.yaml:16:3: tracking.capacity_v6: expected a capacity whose flow tables fit in the free hugepage "
+            "memory (2 workers x " + std::to_string(mib_up(n.table_v4 + n.table_v6)) + " MiB of flow tables + " +
+                std::to_string(mib_up(n.mbufs)) + " MiB of mbufs = " + std::to_string(shown_total(n)) +
+                " MiB > 1 MiB free) (found nothing, the default is 65536)");
+}
+
+TEST(ConfigHost, MbufsTooManyForMemory) {
+  const std::string yaml =
+      replace(kGood, "rx_descriptors: 2048", "rx_descriptors: 2048\nmempool:\n  mbufs: 1048575");
+  const auto n = memory_need(loaded(yaml));
+  EXPECT_EQ(host_error(yaml, small_host()),
+            "test.yaml:14:10: mempool.mbufs: expected a number of mbufs that fits in the free hugepage memory "
+            "(2 workers x " + std::to_string(mib_up(n.table_v4 + n.table_v6)) + " MiB of flow tables + " +
+                std::to_string(mib_up(n.mbufs)) + " MiB of mbufs = " + std::to_string(shown_total(n)) +
+                " MiB > 1024 MiB free) (found '1048575')");
+}
+
+TEST(ConfigHost, LbTablesTooLargeForMemory) {
+  const std::string yaml = replace(replace(kGoodLb, "table_size: 251", "table_size: 1048573"), "tracking:\n",
+                                   "mempool:\n  mbufs: 1023\ntracking:\n  capacity_v4: 1024\n  capacity_v6: 1024\n");
+  const auto n = memory_need(loaded(yaml));
+  EXPECT_GT(n.lb, 4u << 20);  // two generations of 2-byte Maglev slots
+  HostFacts h = small_host();
+  h.cpus = {0, 1};
+  h.hugepage_free_bytes = 4u << 20;
+  EXPECT_EQ(host_error(yaml, h),
+            "test.yaml:23:19: lb.vips[0].table_size: expected a table size that fits in the free hugepage memory "
+            "(1 worker x " + std::to_string(mib_up(n.table_v4 + n.table_v6)) + " MiB of flow tables + " +
+                std::to_string(mib_up(n.mbufs)) + " MiB of mbufs + " + std::to_string(mib_up(n.lb)) +
+                " MiB of LB state = " + std::to_string(shown_total(n)) + " MiB > 4 MiB free) (found '1048573')");
+}
+
+TEST(ConfigHost, KeyErrorOfADefault) {
+  Config c = loaded(kGood);
+  EXPECT_EQ(ctlb::config::key_error(c, "mempool.mbufs", "something", "16383"),
+            "test.yaml: mempool.mbufs: expected something (found nothing, the default is 16383)");
+  EXPECT_EQ(ctlb::config::key_error(c, "ports[1].pci", "something", "0000:3b:00.1"),
+            "test.yaml:10:10: ports[1].pci: expected something (found '0000:3b:00.1')");
+}
+
+// ---- lcores.map: the EAL's --lcores syntax ----
+
+TEST(ConfigLcoreMap, Parses) {
+  using ctlb::config::LcoreMap;
+  using ctlb::config::parse_lcore_map;
+  EXPECT_EQ(parse_lcore_map("0@0,1@1,2@1"), (LcoreMap{{0, {0}}, {1, {1}}, {2, {1}}}));
+  EXPECT_EQ(parse_lcore_map("(1-3)@(0,1)"), (LcoreMap{{1, {0, 1}}, {2, {0, 1}}, {3, {0, 1}}}));
+  EXPECT_EQ(parse_lcore_map("4-5"), (LcoreMap{{4, {4, 5}}, {5, {4, 5}}}));  // a group runs on its own numbers
+  EXPECT_EQ(parse_lcore_map("7,(0,6)@2-3"), (LcoreMap{{0, {2, 3}}, {6, {2, 3}}, {7, {7}}}));
+  for (const char* bad : {"", "1@", "@1", "1,,2", "(1", "1)", "1,1", "0-2,2@1", "1@(2", "1024", "1--2", "(1,)"})
+    EXPECT_FALSE(parse_lcore_map(bad).has_value()) << bad;
+  EXPECT_EQ(ctlb::config::cpu_list_text({0, 1, 2, 3, 8, 10, 11}), "0-3,8,10-11");
+  EXPECT_EQ(ctlb::config::cpu_list_text({}), "none");
+}
+
+TEST(ConfigLcoreMap, LoaderChecksIt) {
+  EXPECT_EQ(error_of(replace(kGood, "workers: [1, 2]", "workers: [1, 2]\n  map: \"0@0,1@1,1@0\"")),
+            "test.yaml:5:8: lcores.map: expected an EAL --lcores mapping like 0@0,1@1,2@1, each lcore once "
+            "(found '0@0,1@1,1@0')");
+  EXPECT_EQ(error_of(replace(kGood, "workers: [1, 2]", "workers: [1, 2]\n  map: \"0@0,1@1\"")),
+            "test.yaml:4:16: lcores.workers[1]: expected an lcore that lcores.map maps (found '2')");
+  EXPECT_EQ(error_of(replace(kGood, "workers: [1, 2]", "workers: [1, 2]\n  map: \"(1-2)@1\"")),
+            "test.yaml:3:9: lcores.main: expected an lcore that lcores.map maps (found '0')");
+}
+
+}  // namespace host
 
 }  // namespace
