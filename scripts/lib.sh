@@ -7,6 +7,9 @@ CTLB_PACKAGES=(
   libdpdk-dev dpdk dpdk-dev
   libtbb-dev libyaml-cpp-dev libgtest-dev libbenchmark-dev libpcap-dev
   iproute2 ethtool nftables conntrack python3 python3-scapy tcpdump
+  # scripts/fuzz.sh: clang with libFuzzer and the sanitizer runtimes, and
+  # llvm-symbolizer for readable stack traces.
+  clang-14 libclang-rt-14-dev llvm-14
 )
 
 ctlb_log() { printf 'ctlb: %s\n' "$*" >&2; }
