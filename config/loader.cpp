@@ -21,15 +21,39 @@ struct ConfigError {
   std::string message;
 };
 
+// "FILE:LINE:COLUMN" of a mark. A node without a mark (the root of an empty
+// document) is at 1:1.
+std::string location(const std::string& file, const YAML::Mark& m) {
+  if (m.is_null()) return file + ":1:1";
+  return file + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
+}
+
+// Every error is one line: control characters that come from the file's own
+// text (a quoted key or value with a newline) are shown escaped.
+std::string one_line(const std::string& s) {
+  std::string out;
+  for (const char c : s) {
+    if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if (c == '\t') out += "\\t";
+    else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned char>(c));
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 // A YAML node with the dotted key path that led to it, for error messages.
 class Node {
  public:
   Node(YAML::Node node, std::string path, const std::string* file) : n_(node), path_(std::move(path)), file_(file) {}
 
   [[noreturn]] void fail(const std::string& expected) const {
-    const YAML::Mark m = n_.Mark();
-    std::string where = *file_;
-    if (!m.is_null()) where += ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
+    const std::string where = location(*file_, n_.Mark());
     std::string found;
     if (n_.IsScalar()) found = " (found '" + n_.Scalar() + "')";
     else if (n_.IsSequence()) found = " (found a list)";
@@ -61,8 +85,7 @@ class Node {
   }
 
   [[noreturn]] void fail_unknown(const std::string& list) const {
-    const YAML::Mark m = n_.Mark();
-    throw ConfigError{*file_ + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1) + ": " + path_ +
+    throw ConfigError{location(*file_, n_.Mark()) + ": " + path_ +
                       ": unknown key (expected one of: " + list + ")"};
   }
 
@@ -72,8 +95,7 @@ class Node {
 
   Node required(std::string_view key, std::string_view what) const {
     if (!has(key)) {
-      const YAML::Mark m = n_.Mark();
-      throw ConfigError{*file_ + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1) + ": " +
+      throw ConfigError{location(*file_, n_.Mark()) + ": " +
                         join(std::string(key)) + ": missing, expected " + std::string(what)};
     }
     return child(key);
@@ -660,10 +682,9 @@ Result<Config> load_string(const std::string& yaml, const std::string& name) {
     record_marks(root, "", c.marks);
     return c;
   } catch (const ConfigError& e) {
-    return Error{e.message};
+    return Error{one_line(e.message)};
   } catch (const YAML::Exception& e) {
-    return Error{name + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
-                 ": not valid YAML: " + e.msg};
+    return Error{one_line(location(name, e.mark) + ": not valid YAML: " + e.msg)};
   }
 }
 

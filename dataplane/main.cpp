@@ -167,9 +167,16 @@ Result<std::unique_ptr<dataplane::NeighbourService>> setup_lb(const config::Conf
   const std::size_t head = (sizeof(shm::LbZone) + 63) & ~std::size_t{63};
   const std::size_t total = head + 2 * sb + qsbr_bytes;
   const rte_memzone* z = rte_memzone_reserve_aligned(shm::kLbZone, total, SOCKET_ID_ANY, 0, 64);
-  if (!z)
-    return Error{"not enough hugepage memory for the LB state (" + std::to_string(total >> 20) +
-                 " MiB: two generations of every VIP's Maglev table): reserve more hugepages or lower table_size"};
+  if (!z) {
+    std::size_t vip = 0;  // the largest table: its key
+    for (std::size_t i = 1; i < cfg.lb.vips.size(); ++i)
+      if (cfg.lb.vips[i].table_size > cfg.lb.vips[vip].table_size) vip = i;
+    return Error{config::key_error(cfg, "lb.vips[" + std::to_string(vip) + "].table_size",
+                                   "a table size that fits in the free hugepage memory (the LB state, two generations "
+                                   "of every VIP's Maglev table, " +
+                                       std::to_string((total + (1u << 20) - 1) >> 20) + " MiB, could not be reserved)",
+                                   std::to_string(cfg.lb.vips[vip].table_size))};
+  }
   std::memset(z->addr, 0, total);
   auto* zone = new (z->addr) shm::LbZone{};
   zone->magic = shm::kShmMagic;

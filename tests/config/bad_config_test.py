@@ -52,6 +52,29 @@ tracking:
   capacity_v6: 1024
 """
 
+LB_CONFIG = """mode: lb
+file_prefix: {prefix}
+lcores:
+  main: {main}
+  workers: [{worker}]
+  map: "{main}@{main},{worker}@{cpu}"
+mempool:
+  mbufs: 1023
+ports:
+  - name: clients
+    devargs: net_null0
+    addresses: [198.18.1.1/24]
+  - name: backends
+    devargs: net_null1
+    addresses: [198.18.2.1/24]
+tracking:
+  capacity_v4: 1024
+  capacity_v6: 1024
+eal_args: [--socket-limit, "64"]
+lb:
+  vips:
+{vips}"""
+
 
 def position(text, needle, skip=0):
     """LINE:COLUMN (from 1) of the first occurrence of needle in text, plus
@@ -215,6 +238,19 @@ def main():
                     rf"{position(text, '1048576')}: tracking.capacity_v4: expected a capacity whose flow tables "
                     rf"fit in the free hugepage memory \(worker 0's IPv4 table of \d+ MiB could not be reserved\) "
                     rf"\(found '1048576'\)", line) else "does not match", **v)
+
+        # Mode lb: the LB state past the check the same way (20 VIPs of
+        # 1048573 Maglev slots, two generations: about 80 MiB).
+        vips = "".join(f"    - {{address: 198.18.100.1, port: {1000 + i}, table_size: 1048573, backends: []}}\n"
+                       for i in range(20))
+        prefix = f"ctlb-badcfg-{PID}-lb-eal"
+        text = LB_CONFIG.format(prefix=prefix, main=first, worker=w1, cpu=c, vips=vips)
+        run_bad(dataplane, tmp, "lb-eal", text,
+                lambda line: None if re.fullmatch(
+                    rf"ctlb-dataplane: {re.escape(os.path.join(tmp, 'lb-eal.yaml'))}:"
+                    rf"{position(text, '1048573')}: lb.vips\[0\].table_size: expected a table size that fits in the "
+                    rf"free hugepage memory \(the LB state, two generations of every VIP's Maglev table, \d+ MiB, "
+                    rf"could not be reserved\) \(found '1048573'\)", line) else "does not match", prefix=prefix)
 
         # A loader error through the binary: the same one line.
         text, v = config("unknown-key")
