@@ -36,6 +36,7 @@
 #include <queue>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -64,6 +65,17 @@ modes:
                 response; no close (an established-only phase)
   syn           --connections SYNs of distinct flows (connection set-up rate)
 
+  established --flood-syns M   a SYN flood mixed into the established flows:
+                the handshakes first as above, then the data rounds with M
+                SYNs of distinct random sources (198.18.0.0/15, ports
+                1024..65535, to the servers on ports 80 and 443, never a
+                tuple of an established flow) spread evenly among them.
+                The established flows' packets are byte for byte those of
+                the same command without --flood-syns (timestamps
+                included): filter the flood out and the two captures are
+                equal. Flood SYNs share the timestamp of the established
+                packet they precede.
+
 options:
   -o, --output FILE        the capture to write (required)
   --mode MODE              lifecycle | established | syn (default lifecycle)
@@ -75,6 +87,9 @@ options:
   --rounds N               established: request/response rounds (default 10)
   --handshake-output FILE  established: write the handshakes to FILE and only
                            the data rounds to --output
+  --flood-syns M           established: M SYNs of distinct random sources
+                           in the data rounds (default 0: no flood); the
+                           summary's "flood" says where they are
   --exchanges N            lifecycle: request/response exchanges per
                            connection (default 1)
   --request BYTES          bytes the client sends per exchange or round
@@ -158,6 +173,7 @@ struct Options {
   std::uint32_t servers = 64;
   std::uint64_t pps = 1000000;
   std::uint32_t lb_backends = 0;  // 0: no load balancer
+  std::uint64_t flood_syns = 0;   // established: SYNs of random sources among the data rounds
   std::string args;  // the command line, for the summary
 };
 
@@ -168,6 +184,12 @@ constexpr std::uint64_t kEphemeralCount = 60999 - 32768 + 1;
 constexpr std::uint64_t kMaxPackets = 1'000'000'000;
 constexpr std::uint64_t kMaxLbVips = 64;        // config::kMaxVips
 constexpr std::uint64_t kMaxLbBackends = 1024;  // config::kMaxBackends
+// Flood sources: 198.18.0.1 .. 198.19.255.254, ports 1024..65535.
+constexpr std::uint32_t kFloodNet = 0xc6120000u;  // 198.18.0.0/15
+constexpr std::uint32_t kFloodHosts = (1u << 17) - 2;
+constexpr std::uint32_t kFloodPortFirst = 1024;
+constexpr std::uint32_t kFloodPorts = 65536 - kFloodPortFirst;
+constexpr std::uint64_t kMaxFloodSyns = 1u << 26;  // far below the 8.4e9 sources: few redraws
 static_assert(kMaxLbVips == ctlb::config::kMaxVips && kMaxLbBackends == ctlb::config::kMaxBackends);
 
 std::uint64_t parse_uint(std::string_view name, const std::string& text, std::uint64_t min, std::uint64_t max) {
@@ -239,7 +261,8 @@ Options parse_options(int argc, char** argv) {
     static const char* kKnown[] = {"--output", "--mode", "--seed", "--concurrent", "--connections", "--rounds",
                                    "--handshake-output", "--exchanges", "--request", "--response", "--payload",
                                    "--payload-mix", "--close-mix", "--ipv6-share", "--spacing", "--clients",
-                                   "--servers", "--pps", "--summary-json", "--lb-backends"};
+                                   "--servers", "--pps", "--summary-json", "--lb-backends",
+                                   "--flood-syns"};
     bool known = false;
     for (const char* k : kKnown) known = known || arg == k;
     if (!known) usage_error("unknown option '" + arg + "'");
@@ -320,6 +343,8 @@ Options parse_options(int argc, char** argv) {
       o.pps = parse_uint(arg, value, 1, 1'000'000'000'000ull);
     } else if (arg == "--lb-backends") {
       o.lb_backends = static_cast<std::uint32_t>(parse_uint(arg, value, 0, 254));
+    } else if (arg == "--flood-syns") {
+      o.flood_syns = parse_uint(arg, value, 0, kMaxFloodSyns);
     } else if (arg == "--summary-json") {
       if (value.empty()) usage_error("--summary-json: expected a file name");
       o.summary_json = value;
@@ -342,6 +367,8 @@ Options parse_options(int argc, char** argv) {
   only_in(seen_response && o.mode == Mode::Syn, "--response", "lifecycle and established");
   only_in(seen_payload && o.mode == Mode::Syn, "--payload", "lifecycle and established");
   only_in(seen_mix && o.mode == Mode::Syn, "--payload-mix", "lifecycle and established");
+  only_in(o.flood_syns && o.mode != Mode::Established, "--flood-syns", "established");
+  if (o.flood_syns && o.lb_backends) usage_error("--flood-syns and --lb-backends exclude each other");
   if (o.mode == Mode::Lifecycle) {
     if (!seen_connections) o.connections = o.concurrent;
     if (o.connections < o.concurrent)
@@ -414,6 +441,7 @@ struct Params {
   bool v6;
   Close close;
   std::uint32_t client;  // index of the client address, 0-based
+  std::uint32_t client_v4;  // nonzero: the client's IPv4 address itself (a flood source), not `client`'s
   std::uint32_t server;  // index of the server address, 0-based
   std::uint16_t port[2];  // client port, server port
   std::uint32_t isn[2];
@@ -505,6 +533,57 @@ class Generator {
   const Options& o_;
 };
 
+// The SYN flood of --flood-syns: SYN f comes from a source (address, port)
+// of its own, drawn from 198.18.0.0/15 x 1024..65535 with the seed (a redraw
+// when the source is taken, by an earlier flood SYN or an established
+// flow), to one of the servers on port 80 or 443. Sources are distinct, so
+// every flood SYN is a flow of its own and none is an established flow's.
+class Flood {
+ public:
+  Flood(const Options& o, const Generator& gen) : o_(o) {
+    taken_.reserve(o.flood_syns + o.connections);
+    for (std::uint64_t i = 0; i < o.connections; ++i) {
+      const Params p = gen.params(i);
+      if (!p.v6) taken_.insert(source(0xc6120000u + p.client + 1, p.port[0]));  // address(): 198.18.0.0/16
+    }
+  }
+
+  Params params(std::uint64_t f) {
+    Rng r(o_.seed, f, 3);
+    Params p{};
+    p.server = r.below(o_.servers);
+    const std::uint32_t server_addr = 0xc6130000u + p.server + 1;  // address(): 198.19.0.0/16, host index + 1
+    for (;;) {
+      const std::uint32_t addr = kFloodNet + 1 + r.below(kFloodHosts);
+      const auto port = static_cast<std::uint16_t>(kFloodPortFirst + r.below(kFloodPorts));
+      if (addr == server_addr || !taken_.insert(source(addr, port)).second) continue;
+      p.client_v4 = addr;
+      p.port[0] = port;
+      break;
+    }
+    p.port[1] = r.below(4) == 0 ? 80 : 443;
+    p.isn[0] = r.u32();
+    p.ts_base[0] = r.u32();
+    p.ip_id[0] = static_cast<std::uint16_t>(r.u32());
+    return p;
+  }
+
+ private:
+  static std::uint64_t source(std::uint32_t addr, std::uint16_t port) { return std::uint64_t{addr} << 16 | port; }
+  const Options& o_;
+  std::unordered_set<std::uint64_t> taken_;
+};
+
+// Where the flood's SYNs go among the data rounds: of the T = D + M
+// positions of the data phase (D established packets, M flood SYNs),
+// position j holds a flood SYN when floor((j + 1) M / T) > floor(j M / T),
+// so the first j positions hold floor(j M / T) of them (the harness counts
+// a pass's packets with this formula).
+struct FloodSpread {
+  std::uint64_t flood = 0, total = 0;
+  bool at(std::uint64_t j) const { return (j + 1) * flood / total > j * flood / total; }
+};
+
 // The live state of a connection while its packets are written.
 struct Live {
   std::uint64_t conn = 0;
@@ -591,6 +670,7 @@ std::size_t build_frame(const Step& s, Live& lv, std::uint64_t ms, std::uint8_t*
   std::uint8_t src[16], dst[16];
   address(p.v6, d == 1, d == 0 ? p.client : p.server, src);
   address(p.v6, d == 0, d == 0 ? p.server : p.client, dst);
+  if (p.client_v4 && !p.v6) put32(d == 0 ? src : dst, p.client_v4);
   // Through the load balancer the client sends to the VIP (the server's
   // address and port) and the backend answers.
   std::uint16_t server_port = p.port[1];
@@ -944,6 +1024,8 @@ struct Totals {
   std::uint64_t v4 = 0, v6 = 0;
   std::uint64_t close[3] = {0, 0, 0};
   std::uint64_t handshake_packets = 0;  // established: in the handshake phase
+  std::uint64_t data_packets = 0;       // established with --flood-syns: of the flows, after the handshakes
+  std::uint64_t flood_syns = 0;
 };
 
 std::string json_escape(const std::string& s) {
@@ -1082,11 +1164,36 @@ int run(const Options& o) {
           }))
         fatal(stuck);
       for (std::uint64_t s = 0; s < n_slots; ++s) remaining[s] = slot_total[s] - 3;
+      // --flood-syns: flood SYNs go between the data packets at the
+      // positions `spread` gives; they take the timestamp of the next
+      // established packet and leave `pos` (its clock) alone, so the
+      // established packets stay those of the capture without a flood.
+      std::unique_ptr<Flood> flood;
+      FloodSpread spread;
+      std::uint64_t data_pos = 0;
+      Live flood_live;
+      auto flood_until_established = [&] {
+        while (spread.flood && data_pos < spread.total && spread.at(data_pos)) {
+          flood_live.start(n_conn + totals.flood_syns, flood->params(totals.flood_syns));
+          write(main_out, main_wrap, Step{0, kSyn, 0}, flood_live);
+          ++totals.flood_syns;
+          ++data_pos;
+        }
+      };
+      if (o.flood_syns) {
+        flood = std::make_unique<Flood>(o, gen);
+        totals.data_packets = plans.size() - totals.handshake_packets;
+        spread = {o.flood_syns, totals.data_packets + o.flood_syns};
+      }
       if (!schedule(remaining, last_pos, pos, o.spacing, [&](std::uint32_t s) {
+            flood_until_established();
             auto [step, live] = next_step(s);
             write(main_out, main_wrap, *step, *live);
+            ++data_pos;
           }))
         fatal(stuck);
+      flood_until_established();  // the last positions, after the last data packet
+      if (totals.flood_syns != o.flood_syns) fatal("internal: flood SYNs placed != --flood-syns");
     }
   }
 
@@ -1103,6 +1210,7 @@ int run(const Options& o) {
     close = totals.close[2];
   } else if (o.mode == Mode::Established) {
     established = n_conn;
+    syn_sent = totals.flood_syns;  // in a table with room for them all
   } else {
     syn_sent = n_conn;
   }
@@ -1115,6 +1223,11 @@ int run(const Options& o) {
   if (hs_out)
     std::printf("; handshakes in %s: %" PRIu64 " packets", o.handshake_output.c_str(), hs_out->packets());
   if (balancer) std::printf("; lb: %zu VIPs x %u backends", balancer->vips(), o.lb_backends);
+  if (totals.flood_syns)
+    std::printf("; flood: %" PRIu64 " SYNs among %" PRIu64 " data packets (%.1f %% of the data phase)",
+                totals.flood_syns, totals.data_packets,
+                100.0 * static_cast<double>(totals.flood_syns) /
+                    static_cast<double>(totals.flood_syns + totals.data_packets));
   std::printf("\n");
 
   if (!o.summary_json.empty()) {
@@ -1122,6 +1235,14 @@ int run(const Options& o) {
     std::FILE* f = std::fopen(tmp.c_str(), "w");
     if (!f) fatal("cannot create " + tmp + ": " + std::strerror(errno));
     const std::uint64_t data_start = o.mode == Mode::Established && !hs_out ? totals.handshake_packets : 0;
+    // The flood's place in --output: positions data_start .. data_start +
+    // data_packets + syns - 1, spread as FloodSpread says.
+    const std::string flood_json =
+        totals.flood_syns == 0
+            ? "null"
+            : "{\"syns\": " + std::to_string(totals.flood_syns) + ", \"data_packets\": " +
+                  std::to_string(totals.data_packets) + ", \"spread\": \"floor(j * syns / (data_packets + syns))\"" +
+                  ", \"sources\": \"198.18.0.0/15\"}";
     std::fprintf(f,
                  "{\"mode\": \"%s\", \"args\": \"%s\", \"output\": \"%s\", \"handshake_output\": \"%s\",\n"
                  " \"packets\": %" PRIu64 ", \"output_packets\": %" PRIu64 ", \"handshake_packets\": %" PRIu64
@@ -1133,14 +1254,15 @@ int run(const Options& o) {
                  " \"close\": {\"fin-client\": %" PRIu64 ", \"fin-server\": %" PRIu64 ", \"rst\": %" PRIu64 "},\n"
                  " \"expected_states\": {\"TIME_WAIT\": %" PRIu64 ", \"CLOSE\": %" PRIu64
                  ", \"ESTABLISHED\": %" PRIu64 ", \"SYN_SENT\": %" PRIu64 "},\n"
-                 " \"lb\": %s}\n",
+                 " \"lb\": %s,\n"
+                 " \"flood\": %s}\n",
                  mode_name, json_escape(o.args).c_str(), json_escape(o.output).c_str(),
                  json_escape(o.handshake_output).c_str(), packets, main_out.packets(), totals.handshake_packets,
                  data_start, n_conn, o.mode == Mode::Syn ? n_conn : o.concurrent, totals.v4, totals.v6,
                  std::min(main_out.min_frame(), hs_out ? hs_out->min_frame() : UINT64_MAX),
                  std::max(main_out.max_frame(), hs_out ? hs_out->max_frame() : 0), main_out.bytes(), o.spacing,
                  totals.close[0], totals.close[1], totals.close[2], time_wait, close, established, syn_sent,
-                 balancer ? balancer->json().c_str() : "null");
+                 balancer ? balancer->json().c_str() : "null", flood_json.c_str());
     if (std::fclose(f) != 0 || std::rename(tmp.c_str(), o.summary_json.c_str()) != 0)
       fatal("cannot write " + o.summary_json + ": " + std::strerror(errno));
   }

@@ -18,11 +18,34 @@ static neighbours for the gateway and every backend stand in for ARP. The
 configuration's VIPs and pools come from the capture's summary, so they are
 the ones the capture was written for. testpmd forwards the same capture.
 
+Scenarios named flood-* measure a SYN flood (issue 6): the capture of
+flood-baseline (10k established flows) with 1.25M SYNs from distinct random
+sources in 198.18.0.0/15 spread among its data rounds (ctlb_flowgen
+--flood-syns; the established packets are the baseline's byte for byte),
+against a table of 1M flows (capacity_v4), replayed until at least 10M flood
+SYNs have reached ctlb; flood-10M without a new-flow limit, flood-10M-limited
+with tracking.new_flow_limit. Choosing one brings flood-baseline along. They
+report total and established packets per second (the flood's positions in a
+pass are known, so every sample interval's established packets are), the
+ratio of established throughput to the baseline's, and per run the counters
+that show the flood (flows_ESTABLISHED, flows_half_open, flows_evicted,
+new_flows_rate_limited, untracked_table_full), the flow tables' memzones and
+the process's allocated hugepage heap at the start and end of the window.
+A flood run fails unless: tx + new_flows_rate_limited == rx (nothing else
+dropped), no packet invalid, every established flow still there at the end,
+none evicted (no ESTABLISHED/SYN_RECV -> NONE transition), picked up again
+(NONE -> ESTABLISHED) or opened a second time (one SYN_SENT -> SYN_RECV per
+flow: flood entries never see a SYN-ACK), and >= 10M flood SYNs received.
+
+Repetitions go round the chosen scenarios (and ctlb and testpmd within
+each), so a slow spell of a shared host spreads over all of them.
+
 Rates come from counters read over DPDK telemetry (ctlb: /ctlb/stats,
 testpmd: /ethdev/stats,0), sampled every few milliseconds:
-  * established, lifecycle: packets over a fixed window after a warm-up; for
-    established captures only the intervals that lie inside the data rounds
-    of a pass count (the handshakes are a prefix of the capture and replay as
+  * established, lifecycle, flood: packets over a fixed window after a
+    warm-up (flood: and until 10M flood SYNs); for established and flood
+    captures only the intervals that lie inside the data rounds of a pass
+    count (the handshakes are a prefix of the capture and replay as
     re-synchronisations, not established-only traffic);
   * syn (connection set-up rate): flows_created per second during the first
     pass of a capture of distinct SYNs, between 10 % and 90 % of the flows
@@ -50,6 +73,17 @@ SMALL = ["--request", "32", "--response", "32", "--payload", "32"]  # frames of 
 LB_BACKENDS = 16
 # One VIP address (ports 80 and 443: two VIPs), LB_BACKENDS backends each.
 LB = ["--servers", "1", "--lb-backends", str(LB_BACKENDS)]
+FLOOD_CAPACITY = 1 << 20  # the table the flood hits (capacity_v4)
+FLOOD_FLOWS = 10000
+FLOOD_ROUNDS = 25
+# Distinct flood SYNs per pass: more than the table holds, so that every pass floods it afresh; the capture
+# (handshakes, data rounds and flood: 1.78M packets) is replayed from mbufs of 448 bytes, about 0.8 GiB.
+FLOOD_SYNS = 1250000
+FLOOD_TARGET = 10000000  # flood SYNs each ctlb run must receive
+# Per worker. The burst (0.2 s worth) lets the established flows' 10k handshakes at the start through.
+FLOOD_LIMIT = {"rate": 100000, "burst": 20000}
+FLOOD_ESTABLISHED = ["--mode", "established", "--concurrent", str(FLOOD_FLOWS), "--rounds", str(FLOOD_ROUNDS)] + SMALL
+
 
 SCENARIOS = [
     {"name": "syn-1M", "kind": "syn",
@@ -75,6 +109,23 @@ SCENARIOS = [
      "what": f"mode lb, NAT both ways: 100k connections to 2 VIPs x {LB_BACKENDS} backends, 10k at a time, "
              "45/45/10 client FIN/server FIN/RST",
      "gen": ["--mode", "lifecycle", "--concurrent", "10000", "--connections", "100000"] + SMALL + LB},
+    # SYN flood (issue 6): the same established flows with and without a flood of SYNs from distinct random
+    # sources, against a table of 1M flows. The established packets of the flood capture are those of the
+    # baseline's, byte for byte; flood-* replay until FLOOD_TARGET flood SYNs have gone through.
+    {"name": "flood-baseline", "kind": "established", "capacity_v4": FLOOD_CAPACITY,
+     "what": f"established-only, the flood scenarios' baseline: {FLOOD_FLOWS // 1000}k flows, {FLOOD_ROUNDS} rounds "
+             f"of 32-byte request + response, table of {FLOOD_CAPACITY >> 20}M flows",
+     "gen": FLOOD_ESTABLISHED},
+    {"name": "flood-10M", "kind": "flood", "baseline": "flood-baseline", "capacity_v4": FLOOD_CAPACITY,
+     "capture": "flood-10M",
+     "what": f"SYN flood, no new-flow limit: flood-baseline's packets with {FLOOD_SYNS / 1e6:g}M SYNs of distinct "
+             f"random sources per pass spread among them, >= {FLOOD_TARGET // 1000000}M flood SYNs per run",
+     "gen": FLOOD_ESTABLISHED + ["--flood-syns", str(FLOOD_SYNS)]},
+    {"name": "flood-10M-limited", "kind": "flood", "baseline": "flood-baseline", "capacity_v4": FLOOD_CAPACITY,
+     "capture": "flood-10M", "new_flow_limit": FLOOD_LIMIT,
+     "what": f"SYN flood as flood-10M, with tracking.new_flow_limit {{rate: {FLOOD_LIMIT['rate']}, "
+             f"burst: {FLOOD_LIMIT['burst']}}}",
+     "gen": FLOOD_ESTABLISHED + ["--flood-syns", str(FLOOD_SYNS)]},
 ]
 
 # Mode lb: the ports' addresses. East holds the backends (198.19.1.0/24,
@@ -173,14 +224,85 @@ def pow2_at_least(n):
     return p
 
 
-def hugepage_need(meta, data_room, dut):
+def table_bytes(capacity_v4, capacity_v6=CAPACITY_V6):
+    """Bytes of one worker's flow tables (index, entries, IPv4 cold records), as docs/tracking.md lays them out."""
+    buckets = pow2_at_least((capacity_v4 * 2 + 7) // 8) * 64 + pow2_at_least((capacity_v6 * 2 + 7) // 8) * 64
+    return buckets + capacity_v4 * (64 + 16) + capacity_v6 * 128
+
+
+def hugepage_need(meta, data_room, dut, capacity_v4=CAPACITY_V4):
     """Bytes of hugepage memory a run needs (estimate with slack)."""
     mbufs = meta["packets"] + EXTRA_MBUFS
     need = mbufs * mbuf_bytes(data_room) + 8 * pow2_at_least(meta["packets"] + 1)
     if dut.startswith("ctlb"):
-        buckets = pow2_at_least((CAPACITY_V4 * 2 + 7) // 8) * 64 + pow2_at_least((CAPACITY_V6 * 2 + 7) // 8) * 64
-        need += buckets + CAPACITY_V4 * (64 + 16) + CAPACITY_V6 * 128
+        need += table_bytes(capacity_v4)
     return need + (160 << 20)
+
+
+def flood_received(meta, rx):
+    """Flood SYNs among the first rx packets of a flood capture replayed in a loop: in each pass, of the
+    positions j = 0.. of the data phase (after the handshakes), the first j hold floor(j M / T) flood SYNs
+    (M flood SYNs, T data packets and flood SYNs: FloodSpread in flowgen.cpp)."""
+    f = meta["flood"]
+    P, H, M = meta["output_packets"], meta["data_start"], f["syns"]
+    T = M + f["data_packets"]
+    j = min(max(rx % P - H, 0), T)
+    return rx // P * M + j * M // T
+
+
+def verify_flood_capture(meta, base):
+    """Checks that a flood capture without its flood SYNs is its baseline capture, record for record (pcap headers
+    and frames), and that every flood SYN is a SYN."""
+    with open(meta["pcap"], "rb") as f:
+        flood = f.read()
+    with open(base["pcap"], "rb") as f:
+        plain = f.read()
+    H, M = meta["data_start"], meta["flood"]["syns"]
+    T = M + meta["flood"]["data_packets"]
+    o, b, i, syns = 24, 24, 0, 0
+    while o < len(flood):
+        length = int.from_bytes(flood[o + 8:o + 12], "little")
+        end = o + 16 + length
+        j = i - H
+        if j >= 0 and (j + 1) * M // T > j * M // T:
+            if flood[o + 16 + 47] != 0x02:  # TCP flags of an IPv4 frame without options: SYN only
+                raise RunError(f"{meta['pcap']}: packet {i} should be a flood SYN")
+            syns += 1
+        else:
+            n = end - o
+            if flood[o:end] != plain[b:b + n]:
+                raise RunError(f"{meta['pcap']}: packet {i} differs from {base['pcap']}'s packet {i - syns}")
+            b += n
+        o, i = end, i + 1
+    if b != len(plain) or syns != M:
+        raise RunError(f"{meta['pcap']}: {syns} flood SYNs, {i - syns} other packets; expected {M} and "
+                       f"{base['output_packets']} ({base['pcap']})")
+
+
+def heap_allocated(tel):
+    """Bytes allocated in the DPDK process's hugepage heaps (memzones, mempools, rings), over telemetry."""
+    try:
+        total = 0
+        for heap in tel.query("/eal/heap_list") or []:
+            info = tel.query(f"/eal/heap_info,{heap}")
+            total += int(info["Alloc_size"])
+        return total
+    except (KeyError, TypeError, ValueError, OSError):
+        return None
+
+
+def table_zone_bytes(tel):
+    """Bytes of ctlb's flow-table memzones (ctlb_w<N>_v4, ctlb_w<N>_v6), over telemetry."""
+    try:
+        total = 0
+        for zone in tel.query("/eal/memzone_list") or []:
+            info = tel.query(f"/eal/memzone_info,{zone}")
+            name = info.get("Name", "")
+            if name.startswith("ctlb_w") and (name.endswith("_v4") or name.endswith("_v6")):
+                total += int(info["Length"])
+        return total
+    except (KeyError, TypeError, ValueError, OSError, AttributeError):
+        return None
 
 
 def median_spread(values):
@@ -216,7 +338,7 @@ class Harness:
 
     def capture(self, scn):
         """Generates the scenario's capture unless a cached one matches; returns its summary."""
-        base = os.path.join(self.cache, f"flows-{scn['name']}")
+        base = os.path.join(self.cache, f"flows-{scn.get('capture', scn['name'])}")  # scenarios may share one
         pcap, meta_path = base + ".pcap", base + ".json"
         gen = scn["gen"] + ["--seed", str(self.args.seed)]
         args = " ".join(gen + ["--output", pcap, "--summary-json", meta_path])
@@ -234,6 +356,7 @@ class Harness:
             log(f"  {out.strip()} ({time.monotonic() - t0:.1f} s)")
             with open(meta_path) as f:
                 meta = json.load(f)
+            meta["generated"] = True
         meta["pcap"] = pcap
         data_room = max(256, HEADROOM + (meta["max_frame"] + 63) // 64 * 64)
         meta["data_room"] = data_room
@@ -321,8 +444,11 @@ class Harness:
                     "  - name: east\n"
                     "    devargs: net_null0,no-rx=1\n"
                     "    peer: west\n"
-                    f"tracking: {{capacity_v4: {CAPACITY_V4}, capacity_v6: {CAPACITY_V6}, "
-                    "invalid_policy: forward}\n"
+                    f"tracking: {{capacity_v4: {scn.get('capacity_v4', CAPACITY_V4)}, capacity_v6: {CAPACITY_V6}, "
+                    "invalid_policy: forward" +
+                    ("" if not scn.get("new_flow_limit") else
+                     f", new_flow_limit: {{rate: {scn['new_flow_limit']['rate']}, "
+                     f"burst: {scn['new_flow_limit']['burst']}}}") + "}\n"
                     f"control: {{socket: {self.work}/control-{prefix}.sock, metrics: ''}}\n")
             cmd = [self.dataplane, "--config", config]
         else:
@@ -367,6 +493,9 @@ class Harness:
             final = parse_ctlb_final(output)
             if final:
                 result["final"] = final
+            if scn["kind"] == "flood":
+                stats = final or (result["end"]["stats"] if result.get("end") else {})
+                result["flood_rx"] = flood_received(meta, stats.get("port_west_rx_packets", 0))
         else:
             result["final_fwd"] = parse_testpmd_final(output)
         return result
@@ -468,6 +597,7 @@ class Harness:
             time.sleep(0.05)
             out["end"] = read()
         else:
+            flood = scn["kind"] == "flood"
             t_begin = first["t"] + self.args.warmup
             while time.monotonic() < t_begin:
                 time.sleep(0.01)
@@ -475,8 +605,19 @@ class Harness:
             while s is None:
                 s = read()
             samples = [s]
+            if flood and dut.startswith("ctlb"):
+                out["memory_begin"] = heap_allocated(tel)
             t_end = samples[0]["t"] + self.args.window
-            while samples[-1]["t"] < t_end:
+            # A flood run of ctlb goes on until FLOOD_TARGET flood SYNs have been received.
+            more_flood = (lambda rx: flood_received(meta, rx) < FLOOD_TARGET) if flood and dut.startswith("ctlb") \
+                else (lambda rx: False)
+            flood_deadline = t_end + 300
+            while samples[-1]["t"] < t_end or more_flood(samples[-1]["rx"]):
+                if samples[-1]["t"] > flood_deadline:
+                    raise RunError(f"{dut}: fewer than {FLOOD_TARGET} flood SYNs received within "
+                                   f"{self.args.window + 300:.0f} s")
+                if proc.poll() is not None:
+                    break
                 time.sleep(self.args.interval)
                 s = read()
                 if s is not None:
@@ -484,20 +625,28 @@ class Harness:
             if proc.poll() is not None:
                 raise RunError(f"{dut} exited with code {proc.returncode} while measured")
             a, b = samples[0], samples[-1]
-            if scn["kind"] == "established" and meta["data_start"] > 0:
-                # Only the intervals inside the data rounds of one pass.
-                lo, num, den, used = meta["data_start"], 0, 0.0, 0
+            if (scn["kind"] == "established" and meta["data_start"] > 0) or flood:
+                # Only the intervals inside the data rounds of one pass (in a flood capture the flood SYNs
+                # are among the data rounds; the handshake prefix has none).
+                lo, num, den, used, est = meta["data_start"], 0, 0.0, 0, 0
                 for x, y in zip(samples, samples[1:]):
                     if x["rx"] // P != y["rx"] // P or x["rx"] % P < lo:
                         continue
                     num += y["rx"] - x["rx"]
                     den += y["t"] - x["t"]
                     used += 1
+                    if flood:
+                        est += (y["rx"] - flood_received(meta, y["rx"])) - (x["rx"] - flood_received(meta, x["rx"]))
                 if den <= 0:
                     raise RunError(f"{dut}: no sample interval inside the data rounds")
                 out["pps"] = num / den
                 out["window_s"] = den
                 out["samples"] = used
+                if flood:
+                    out["est_pps"] = est / den
+                    if dut.startswith("ctlb"):
+                        out["memory_end"] = heap_allocated(tel)
+                        out["table_zones"] = table_zone_bytes(tel)
             else:
                 out["pps"] = (b["rx"] - a["rx"]) / (b["t"] - a["t"])
                 out["window_s"] = b["t"] - a["t"]
@@ -520,6 +669,9 @@ class Harness:
             if name not in names:
                 raise RunError(f"unknown scenario '{name}' (expected some of: {', '.join(names)})")
             chosen.append(next(s for s in SCENARIOS if s["name"] == name))
+        for scn in list(chosen):  # a flood scenario's ratio needs its baseline in the same invocation
+            if scn.get("baseline") and scn["baseline"] not in [c["name"] for c in chosen]:
+                chosen.insert(chosen.index(scn), next(s for s in SCENARIOS if s["name"] == scn["baseline"]))
         tsc_hz = int(run_quiet([self.tsc_tool]).strip())
         load = os.getloadavg()[0]
         cpu = "?"
@@ -539,33 +691,51 @@ class Harness:
             except RunError as e:  # e.g. a flow generator built without --lb-backends: the others still run
                 log(f"throughput: skipping {s['name']}: {e}")
                 unwritten[s["name"]] = str(e).splitlines()[-1].split("): ", 1)[-1]
+        for s in chosen:  # a new flood capture must hold its baseline's packets, or the ratio compares apples with pears
+            base = s.get("baseline")
+            if metas.get(s["name"], {}).get("generated") and base in metas:
+                t0 = time.monotonic()
+                verify_flood_capture(metas[s["name"]], metas[base])
+                log(f"  {os.path.basename(metas[s['name']]['pcap'])}: its established packets are those of "
+                    f"{os.path.basename(metas[base]['pcap'])}, byte for byte ({time.monotonic() - t0:.1f} s)")
         os.sched_setaffinity(0, {min(self.all_cpus)})  # keep the sampling off the worker core
 
-        results = {}
+        results, active = {}, []
         for scn in chosen:
             if scn["name"] in unwritten:
                 results[scn["name"]] = {"skipped": "no capture (below)", "why": unwritten[scn["name"]], "failed": True}
                 continue
             meta = metas[scn["name"]]
-            need = max(hugepage_need(meta, meta["data_room"], d) for d in ("ctlb", "testpmd"))
+            need = max(hugepage_need(meta, meta["data_room"], d, scn.get("capacity_v4", CAPACITY_V4))
+                       for d in ("ctlb", "testpmd"))
             if not self.ensure_hugepages(need):
                 log(f"throughput: skipping {scn['name']}: needs {need >> 20} MiB of free hugepages")
                 results[scn["name"]] = {"skipped": f"needs {need >> 20} MiB of free hugepages"}
                 continue
-            runs = {d: [] for d in self.duts}
-            errors = []
-            for rep in range(1, args.reps + 1):
+            results[scn["name"]] = {"meta": meta, "runs": {d: [] for d in self.duts}, "errors": [], "need": need}
+            active.append(scn)
+        # Repetitions go round the scenarios, and the DUTs within each, so that a slow spell of the host
+        # spreads over all of them (the flood scenarios are compared with their baseline).
+        for rep in range(1, args.reps + 1):
+            for scn in active:
+                res = results[scn["name"]]
+                meta = res["meta"]
                 for dut in self.duts:
                     try:
+                        if not self.ensure_hugepages(res["need"]):
+                            raise RunError(f"needs {res['need'] >> 20} MiB of free hugepages")
                         r = self.run(dut, scn, meta, rep)
-                        runs[dut].append(r)
+                        res["runs"][dut].append(r)
                         extra = f", {r['cps'] / 1e6:.3f} M conn/s" if r.get("cps") else ""
+                        if r.get("est_pps") is not None:
+                            extra += f", established {r['est_pps'] / 1e6:.2f} Mpps"
+                        if r.get("flood_rx") is not None:
+                            extra += f", {r['flood_rx'] / 1e6:.1f}M flood SYNs"
                         log(f"  {scn['name']:16} {dut:8} #{rep}: {r['pps'] / 1e6:7.2f} Mpps{extra} "
                             f"({r['samples']} intervals, {r['window_s']:.2f} s, {r['passes']:.1f} passes)")
                     except RunError as e:
-                        errors.append(f"{dut} #{rep}: {e}")
+                        res["errors"].append(f"{dut} #{rep}: {e}")
                         log(f"  {scn['name']:16} {dut:8} #{rep}: FAILED: {e}")
-            results[scn["name"]] = {"meta": meta, "runs": runs, "errors": errors}
 
         report = summarize(chosen, results, tsc_hz)
         header = (f"ctlb throughput harness: {cpu}, TSC {tsc_hz / 1e9:.3f} GHz, rev {rev}, load {load:.2f} at start; "
@@ -687,6 +857,8 @@ def summarize(chosen, results, tsc_hz):
         entry = {"what": scn["what"], "kind": scn["kind"], "packets_per_pass": meta["output_packets"],
                  "data_start": meta["data_start"], "connections": meta["connections"],
                  "errors": res["errors"]}
+        if meta.get("flood"):
+            entry["meta_flood"] = meta["flood"]
         for dut in res["runs"]:
             runs = res["runs"][dut]
             med, lo, hi = median_spread([r["pps"] for r in runs])
@@ -722,8 +894,11 @@ def summarize(chosen, results, tsc_hz):
                 d["busy_fraction"] = (stats.get("busy_loops", 0) / stats["loops"]) if stats.get("loops") else None
                 d["counters"] = {k: v for k, v in stats.items() if v}
                 d["checks"] = checks(scn, meta, stats, final=bool(last.get("final")))
-                if scn.get("mode") == "lb":
-                    # Mode lb: every run, not only the last, or a run that dropped everything could pass unseen.
+                if scn["kind"] == "flood":
+                    d["flood"] = flood_summary(scn, meta, runs)
+                if scn.get("mode") == "lb" or scn["kind"] == "flood":
+                    # Mode lb and floods: every run, not only the last, or a run that dropped packets could
+                    # pass unseen.
                     for r in runs[:-1]:
                         earlier = dict(r.get("final") or (r["end"]["stats"] if r.get("end") else {}))
                         d["checks"] += [f"run #{r['rep']}: {p}" for p in checks(scn, meta, earlier, bool(r.get("final")))]
@@ -745,12 +920,49 @@ def summarize(chosen, results, tsc_hz):
             entry["ratio"] = c["mpps"] / t["mpps"]
             entry["ctlb_own_cycles"] = c["cycles_per_packet"] - t["cycles_per_packet"]
         rows[scn["name"]] = entry
+    for scn in chosen:  # flood: established packets per second against the baseline's (all established)
+        e = rows[scn["name"]]
+        base = rows.get(scn.get("baseline", ""), {})
+        fl = e.get("ctlb", {}).get("flood")
+        if not fl or not base.get("ctlb", {}).get("mpps") or fl["est_mpps"] is None:
+            continue
+        b = base["ctlb"]
+        fl["baseline_mpps"] = b["mpps"]
+        fl["ratio"] = fl["est_mpps"] / b["mpps"]
+        fl["ratio_min"], fl["ratio_max"] = fl["est_mpps_min"] / b["mpps"], fl["est_mpps_max"] / b["mpps"]
+        # A pass costs T x (cycles per packet) during the flood and D x (the baseline's) for its established
+        # packets alone: what is left is the flood SYNs' own cost.
+        meta = e["meta_flood"]
+        fl["cycles_per_flood_syn"] = ((meta["syns"] + meta["data_packets"]) * e["ctlb"]["cycles_per_packet"] -
+                                      meta["data_packets"] * b["cycles_per_packet"]) / meta["syns"]
     return rows
+
+
+def flood_summary(scn, meta, runs):
+    """A flood scenario's figures over its ctlb runs: established Mpps, flood SYNs received, the counters that show
+    the flood (end of each run), the tables' memory and the hugepage heap at the start and end of the window."""
+    med, lo, hi = median_spread([r.get("est_pps") for r in runs])
+    out = {"est_mpps": med and med / 1e6, "est_mpps_min": lo and lo / 1e6, "est_mpps_max": hi and hi / 1e6,
+           "share": meta["flood"]["syns"] / (meta["flood"]["syns"] + meta["flood"]["data_packets"]),
+           "limit": scn.get("new_flow_limit"), "runs": []}
+    for r in runs:
+        stats = r.get("final") or (r["end"]["stats"] if r.get("end") else {})
+        out["runs"].append({
+            "rep": r["rep"], "flood_syns_received": r.get("flood_rx"),
+            "flows_ESTABLISHED": stats.get("flows_ESTABLISHED", 0), "flows_SYN_RECV": stats.get("flows_SYN_RECV", 0),
+            "flows_half_open": stats.get("flows_half_open", 0), "flows_created": stats.get("flows_created", 0),
+            "flows_evicted": stats.get("flows_evicted", 0),
+            "new_flows_rate_limited": stats.get("new_flows_rate_limited", 0),
+            "untracked_table_full": stats.get("untracked_table_full", 0),
+            "table_bytes": r.get("table_zones"), "heap_begin": r.get("memory_begin"), "heap_end": r.get("memory_end")})
+    return out
 
 
 def checks(scn, meta, stats, final=True):
     """What a correct run shows; a failed check is a finding to report. `final`: the counters printed at
     exit (every packet received has been handled), not a snapshot taken while running."""
+    if scn["kind"] == "flood":
+        return flood_checks(scn, meta, stats, final)
     problems = []
     if stats.get("untracked_table_full"):
         problems.append(f"untracked_table_full={stats['untracked_table_full']} with {meta['connections']} "
@@ -777,6 +989,57 @@ def checks(scn, meta, stats, final=True):
     if total_states > max(created, meta["connections"]):
         problems.append(f"the flows-by-state gauges add up to {total_states}, more than the "
                         f"{max(created, meta['connections'])} connections")
+    return problems
+
+
+def flood_checks(scn, meta, stats, final):
+    """A flood run: no packet of an established flow dropped, invalid or untracked, none of them lost its entry,
+    and at least FLOOD_TARGET flood SYNs received. Inline with invalid_policy forward, the only packets ctlb may
+    drop are those over the new-flow limit, and only a packet without an entry can be one; an established flow
+    that lost its entry would show as a transition out of ESTABLISHED or SYN_RECV (eviction), a pick-up
+    (NONE -> ESTABLISHED), a second handshake (SYN_SENT -> SYN_RECV more than once per flow: flood entries never
+    see a SYN-ACK) or a missing flow at the end."""
+    problems = []
+    n = meta["connections"]
+    rx = stats.get("port_west_rx_packets", 0)
+    tx = stats.get("port_east_tx_packets", 0)
+    limited = stats.get("new_flows_rate_limited", 0)
+    flood = flood_received(meta, rx)
+    if not final:
+        problems.append("no final counters (exit output missing): the packet balance is unchecked")
+    elif tx + limited != rx:
+        problems.append(f"port_east_tx_packets {tx} + new_flows_rate_limited {limited} != port_west_rx_packets {rx}: "
+                        f"{rx - tx - limited} packets lost besides the rate-limited SYNs")
+    if limited > flood:
+        problems.append(f"new_flows_rate_limited {limited} > the {flood} flood SYNs received")
+    for k in ("invalid", "dropped_invalid", "forwarded_invalid", "port_west_tx_dropped", "port_east_tx_dropped",
+              "handover_dropped", "dropped_no_peer", "port_east_rx_packets"):
+        if stats.get(k):
+            problems.append(f"{k}={stats[k]} (the baseline has 0)")
+    live = stats.get("flows_ESTABLISHED", 0) + stats.get("flows_SYN_RECV", 0)
+    if live != n:
+        problems.append(f"flows_ESTABLISHED + flows_SYN_RECV = {live} at the end, expected the {n} established flows")
+    for k, why in (("transition_ESTABLISHED_NONE", "established flows evicted"),
+                   ("transition_SYN_RECV_NONE", "re-synchronising established flows evicted"),
+                   ("transition_NONE_ESTABLISHED", "established flows picked up again: they had lost their entry")):
+        if stats.get(k):
+            problems.append(f"{k}={stats[k]}: {why}")
+    if stats.get("transition_SYN_SENT_SYN_RECV", 0) != n:
+        problems.append(f"transition_SYN_SENT_SYN_RECV={stats.get('transition_SYN_SENT_SYN_RECV', 0)}, expected {n} "
+                        "(one handshake per established flow; fewer: handshakes refused, more: flows opened again after "
+                        "losing their entry)")
+    if flood < FLOOD_TARGET:
+        problems.append(f"{flood} flood SYNs received, fewer than {FLOOD_TARGET}")
+    if scn.get("new_flow_limit"):
+        if not limited:
+            problems.append("new_flows_rate_limited=0: the new-flow limit never acted")
+    else:
+        if limited:
+            problems.append(f"new_flows_rate_limited={limited} without a limit")
+        if not stats.get("flows_evicted"):
+            problems.append("flows_evicted=0: the flood never filled the table")
+    if stats.get("flows_half_open", 0) + stats.get("flows_ESTABLISHED", 0) > scn.get("capacity_v4", CAPACITY_V4):
+        problems.append("more flows than the table's capacity")
     return problems
 
 
@@ -874,6 +1137,7 @@ def render(header, chosen, report):
                  "lifecycle: flows_created (reopened tuples included) per second in the window.")
     lines.append("flows tracked and drops: ctlb's counters at the end of its last run "
                  "(states are gauges at that moment); testpmd: RX/TX-dropped, imissed, rx_nombuf, oerrors.")
+    lines += render_flood(chosen, report)
     lines.append("")
     for scn in chosen:
         e = report[scn["name"]]
@@ -891,6 +1155,57 @@ def render(header, chosen, report):
         for err in e["errors"]:
             lines.append(f"  ERROR: {err.splitlines()[0]}")
     return "\n".join(lines)
+
+
+def render_flood(chosen, report):
+    """The SYN-flood table: established throughput during the flood against the baseline, and what the
+    counters show at the end of the runs (min-max over the runs)."""
+    rows = []
+    for scn in chosen:
+        e = report[scn["name"]]
+        fl = e.get("ctlb", {}).get("flood") if "skipped" not in e else None
+        if not fl:
+            continue
+        c = e["ctlb"]
+
+        def span(key, unit=1, fmt=fmt_count):
+            vals = [r[key] for r in fl["runs"] if r.get(key) is not None]
+            if not vals:
+                return "-"
+            lo, hi = (min(vals) / unit, max(vals) / unit) if unit != 1 else (min(vals), max(vals))
+            return fmt(lo) if lo == hi else f"{fmt(lo)}-{fmt(hi)}"
+
+        mib = lambda v: f"{v:.0f}"  # noqa: E731
+        limit = fl["limit"]
+        rows.append([scn["name"], f"{limit['rate']}/s, burst {limit['burst']}" if limit else "none",
+                     fmt_rate(c["mpps"], c["mpps_min"], c["mpps_max"]),
+                     fmt_rate(fl["est_mpps"], fl["est_mpps_min"], fl["est_mpps_max"]),
+                     (f"{fl['ratio']:.3f} ({fl['ratio_min']:.3f}-{fl['ratio_max']:.3f})" if fl.get("ratio") else "-"),
+                     f"{c['cycles_per_packet']:.0f}",
+                     f"{fl['cycles_per_flood_syn']:.0f}" if fl.get("cycles_per_flood_syn") else "-",
+                     span("flood_syns_received"), span("flows_ESTABLISHED"), span("flows_half_open"),
+                     span("flows_evicted"), span("new_flows_rate_limited"), span("untracked_table_full"),
+                     span("table_bytes", 1 << 20, mib),
+                     f"{span('heap_begin', 1 << 20, mib)} / {span('heap_end', 1 << 20, mib)}",
+                     "CHECK FAILED" if c.get("checks") else "ok"])
+    if not rows:
+        return []
+    cols = ["flood scenario", "new-flow limit", "total Mpps", "established Mpps", "est. vs baseline",
+            "cycles/pkt", "cycles/flood SYN", "flood SYNs", "ESTABLISHED", "half-open", "evicted", "rate-limited",
+            "untracked", "tables MiB", "heap MiB start / end", "checks"]
+    widths = [max(len(r[i]) for r in rows + [cols]) for i in range(len(cols))]
+    fmt = "  ".join("{:<%d}" % w for w in widths)
+    first = next(s for s in chosen if report[s["name"]].get("ctlb", {}).get("flood"))
+    fl0 = report[first["name"]]["ctlb"]["flood"]
+    lines = ["", fmt.format(*cols).rstrip(), "  ".join("-" * w for w in widths)]
+    lines += [fmt.format(*r).rstrip() for r in rows]
+    lines.append(f"Flood SYNs are {100 * fl0['share']:.1f} % of the data phase's packets. established Mpps: packets of "
+                 "the established flows per second (intervals inside the data rounds); est. vs baseline: that over "
+                 "the baseline's median, where every packet is established. cycles/flood SYN: (packets of a "
+                 "pass x cycles/pkt - its established packets x the baseline's cycles/pkt) / flood SYNs. Counters: "
+                 "ctlb's at the end of each run (min-max). tables: the flow tables' memzones; heap: the DPDK "
+                 "process's allocated hugepage memory when the window starts and at its end (bounded: equal).")
+    return lines
 
 
 def main():
