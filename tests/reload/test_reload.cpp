@@ -494,4 +494,35 @@ TEST(Reloader, RefusesAsAWhole) {
   EXPECT_EQ(r.z.zone().published, 1u);
 }
 
+TEST(Reloader, InlineModeHasOnlyTheLimit) {
+  const std::string text = R"(mode: inline
+lcores: {main: 0, workers: [1]}
+ports:
+  - {name: a, devargs: net_null0, peer: b}
+  - {name: b, devargs: net_null1, peer: a}
+tracking:
+  capacity_v4: 4096
+)";
+  const config::Config running = load(text);
+  shm::Header header{};
+  reload::Reloader reloader(running, {&header, nullptr, [] { return true; }});
+  const std::string limited = edit(text, "  capacity_v4: 4096\n", "  capacity_v4: 4096\n  new_flow_limit: {rate: 20000}\n");
+  const reload::Outcome o = reloader.reload(config::load_string(limited, kFile));
+  EXPECT_TRUE(o.ok);
+  EXPECT_EQ(o.changes, Lines{"tracking.new_flow_limit: changed from no limit to 20000 per second (burst 2000)"});
+  EXPECT_EQ(header.new_flow_rate, 20000u);
+  EXPECT_EQ(header.new_flow_burst, 2000u);
+  EXPECT_STREQ(header.config_digest, o.digest.c_str());
+  const shm::Header before = header;
+  const reload::Outcome refused = reloader.reload(config::load_string(edit(limited, "peer: b}", "peer: a}"), kFile));
+  EXPECT_FALSE(refused.ok);
+  EXPECT_EQ(refused.errors, Lines{"reload.yaml:4:41: ports[0].peer: expected another port's name (found 'a')"});
+  EXPECT_EQ(std::memcmp(&before, &header, sizeof header), 0);
+  const reload::Outcome swapped =
+      reloader.reload(config::load_string(edit(edit(limited, "peer: b}", "peer: c}"), "{name: b,", "{name: c,"), kFile));
+  EXPECT_EQ(swapped.errors, Lines({restart("4:41: ports[0].peer: changed from b to c"),
+                                   restart("5:12: ports[1].name: changed from b to c")}));
+  EXPECT_EQ(std::memcmp(&before, &header, sizeof header), 0);
+}
+
 }  // namespace
