@@ -485,7 +485,11 @@ int worker_main(void* arg) {
   while (w.header->running) {
     const std::uint64_t now_ms = clock_ms(*w.header);
     bool busy = false;
-    w.tracker->set_new_flow_limit(w.header->new_flow_rate, w.header->new_flow_burst);  // a reload may change it
+    // A reload may change it. The rate first (acquire): ctlb-control writes
+    // the burst before the rate (control/reload.cpp), so a new rate never
+    // comes with an old burst (a burst of 0: no new connection at all).
+    const std::uint32_t new_flow_rate = __atomic_load_n(&w.header->new_flow_rate, __ATOMIC_ACQUIRE);
+    w.tracker->set_new_flow_limit(new_flow_rate, w.header->new_flow_burst);
     if (w.lb_mode) {
       w.lb = shm::live_lb_generation(*w.lb_zone);
       if (w.waiting_count) send_waiting(w, now_ms);
