@@ -95,6 +95,15 @@ struct ExpiryRequest {
   std::uint8_t family;  // 4 or 6
 };
 
+// Per-port counters of the device itself (rte_eth_stats), sampled by the
+// main lcore: what the PMD or the NIC lost before any worker saw it.
+struct DeviceCounters {
+  std::uint64_t rx_nombuf;  // rx mbuf allocation failures: the mbuf pool was empty
+  std::uint64_t rx_missed;  // imissed: the device dropped frames (rx ring full)
+  std::uint64_t rx_errors;  // ierrors: erroneous frames received
+  std::uint64_t tx_errors;  // oerrors: failed transmissions
+};
+
 // Per-port counters of one worker.
 struct PortCounters {
   std::uint64_t rx_packets;
@@ -163,19 +172,20 @@ struct alignas(64) Header {
   std::uint64_t start_tsc;  // the tracker clock's epoch: ms = (tsc - start_tsc) * 1000 / tsc_hz
   volatile std::uint32_t running;
   std::uint32_t lb_mode;  // 1: the lb zones and rings exist
+  // tracking.new_flow_limit, per worker: set by the dataplane at start and
+  // by ctlb-control on a reload; each worker applies it at its next loop.
+  volatile std::uint32_t new_flow_rate;
+  volatile std::uint32_t new_flow_burst;
   char port_names[kMaxPorts][kNameLen];
   WorkerInfo workers[kMaxWorkers];
   WorkerCounters counters[kMaxWorkers];
+  DeviceCounters devices[kMaxPorts];  // written by the dataplane's main lcore only
 };
 
 // The tracker's clock, as every process computes it from the header's TSC
 // epoch: milliseconds since the dataplane started.
 constexpr std::uint64_t tracker_clock_ms(std::uint64_t tsc, std::uint64_t start_tsc, std::uint64_t tsc_hz) noexcept {
   return (tsc - start_tsc) * 1000 / tsc_hz;
-  // tracking.new_flow_limit, per worker: set by the dataplane at start and
-  // by ctlb-control on a reload; each worker applies it at its next loop.
-  volatile std::uint32_t new_flow_rate;
-  volatile std::uint32_t new_flow_burst;
 }
 
 }  // namespace ctlb::shm

@@ -48,6 +48,11 @@ std::vector<Stat> collect_stats(const Header& h, std::uint32_t first, std::uint3
     out.push_back({port + "tx_packets", sum.ports[p].tx_packets});
     out.push_back({port + "tx_bytes", sum.ports[p].tx_bytes});
     out.push_back({port + "tx_dropped", sum.ports[p].tx_dropped});
+    const DeviceCounters& d = h.devices[p];  // the port's own, not per worker
+    out.push_back({port + "rx_nombuf", d.rx_nombuf});
+    out.push_back({port + "rx_missed", d.rx_missed});
+    out.push_back({port + "rx_errors", d.rx_errors});
+    out.push_back({port + "tx_errors", d.tx_errors});
   }
 #define CTLB_X(f, n, d) out.push_back({n, sum.f});
   CTLB_WORKER_COUNTERS(CTLB_X)
@@ -69,17 +74,17 @@ std::vector<Stat> collect_stats(const Header& h, std::uint32_t first, std::uint3
     out.push_back({"handshake_syn_synack_lt_" + le, sum.tracker.syn_to_synack[b]});
     out.push_back({"handshake_synack_ack_lt_" + le, sum.tracker.synack_to_ack[b]});
   }
+  std::int64_t half_open = 0;
   for (std::size_t i = 1; i < tcp::kCtStateCount; ++i) {
     const std::int64_t v = sum.tracker.flows_in_state[i];
     out.push_back({"flows_" + std::string(tcp::kCtStateNames[i]), v < 0 ? 0 : static_cast<std::uint64_t>(v)});
-  }
-  return out;
-  std::int64_t half_open = 0;
-}
-
-}  // namespace ctlb::shm
     const auto st = static_cast<tcp::CtState>(i);
     if (st == tcp::CtState::SynSent || st == tcp::CtState::SynRecv || st == tcp::CtState::SynSent2) half_open += v;
+  }
   // What a SYN flood fills the table with: connections whose handshake has
   // not completed.
   out.push_back({"flows_half_open", half_open < 0 ? 0 : static_cast<std::uint64_t>(half_open)});
+  return out;
+}
+
+}  // namespace ctlb::shm
