@@ -157,6 +157,24 @@ std::string prometheus_text(const View& v, const std::vector<shm::Stat>& extra) 
       for (std::uint32_t p = 0; p < h.port_count; ++p)
         sample(out, m.name, std::string("port=\"") + h.port_names[p] + "\"", s.ports[p].*m.field);
     }
+    struct DeviceMetric {
+      const char* name;
+      std::uint64_t shm::DeviceCounters::*field;
+      const char* help;
+    };
+    static constexpr DeviceMetric kDevice[] = {
+        {"port_rx_nombuf_total", &shm::DeviceCounters::rx_nombuf,
+         "Frames the device could not receive: the mbuf pool was empty (rte_eth_stats rx_nombuf)."},
+        {"port_rx_missed_total", &shm::DeviceCounters::rx_missed,
+         "Frames the device dropped, its rx ring full (rte_eth_stats imissed)."},
+        {"port_rx_errors_total", &shm::DeviceCounters::rx_errors, "Erroneous frames received (rte_eth_stats ierrors)."},
+        {"port_tx_errors_total", &shm::DeviceCounters::tx_errors, "Failed transmissions (rte_eth_stats oerrors)."},
+    };
+    for (const auto& m : kDevice) {
+      metric(out, m.name, "counter", m.help);
+      for (std::uint32_t p = 0; p < h.port_count; ++p)
+        sample(out, m.name, std::string("port=\"") + h.port_names[p] + "\"", h.devices[p].*m.field);
+    }
 #define CTLB_X(f, n, d)                                              \
   metric(out, std::string(n) + "_total", "counter", d);              \
   sample(out, std::string(n) + "_total", "", s.f);
@@ -181,6 +199,15 @@ std::string prometheus_text(const View& v, const std::vector<shm::Stat>& extra) 
       sample(out, "flows", "state=\"" + std::string(tcp::kCtStateNames[i]) + "\"",
              n < 0 ? 0 : static_cast<std::uint64_t>(n));
     }
+    {
+      const std::int64_t n = s.tracker.flows_in_state[static_cast<std::size_t>(tcp::CtState::SynSent)] +
+                             s.tracker.flows_in_state[static_cast<std::size_t>(tcp::CtState::SynRecv)] +
+                             s.tracker.flows_in_state[static_cast<std::size_t>(tcp::CtState::SynSent2)];
+      metric(out, "flows_half_open", "gauge",
+             "Connections whose handshake has not completed (SYN_SENT, SYN_RECV, SYN_SENT2): what a SYN flood fills "
+             "the table with.");
+      sample(out, "flows_half_open", "", n < 0 ? 0 : static_cast<std::uint64_t>(n));
+    }
     metric(out, "state_transitions_total", "counter", "Connection state changes, from and to.");
     for (std::size_t i = 0; i < tcp::kCtStateCount; ++i)
       for (std::size_t j = 0; j < tcp::kCtStateCount; ++j)
@@ -199,15 +226,6 @@ std::string prometheus_text(const View& v, const std::vector<shm::Stat>& extra) 
         cumulative += counts[b];
         char le[32];
         if (b < flow::kHandshakeBuckets - 1) std::snprintf(le, sizeof le, "%g", flow::kHandshakeBucketMs[b] / 1000.0);
-    {
-      const std::int64_t n = s.tracker.flows_in_state[static_cast<std::size_t>(tcp::CtState::SynSent)] +
-                             s.tracker.flows_in_state[static_cast<std::size_t>(tcp::CtState::SynRecv)] +
-                             s.tracker.flows_in_state[static_cast<std::size_t>(tcp::CtState::SynSent2)];
-      metric(out, "flows_half_open", "gauge",
-             "Connections whose handshake has not completed (SYN_SENT, SYN_RECV, SYN_SENT2): what a SYN flood fills "
-             "the table with.");
-      sample(out, "flows_half_open", "", n < 0 ? 0 : static_cast<std::uint64_t>(n));
-    }
         else std::snprintf(le, sizeof le, "+Inf");
         sample(out, std::string(name) + "_bucket", std::string("le=\"") + le + "\"", cumulative);
       }
