@@ -402,6 +402,10 @@ class Tracker {
     const int d = tcp::idx(dir);
     const int od = 1 - d;
     if ((t.flags[0] | t.flags[1]) & tcp::dirflag::kFinSeen) return false;
+    // A direction whose window was never set (a picked-up connection whose
+    // reply so far was only ignored, e.g. an out-of-sync SYN-ACK): the
+    // general path initialises it from this segment.
+    if (t.maxwin[d] == 0) return false;
     if ((t.flags[od] & tcp::dirflag::kSackPerm) && v.options.sack_blocks) return false;
 
     std::uint32_t seq = v.seq;
