@@ -648,15 +648,35 @@ class Harness {
       char buf[160];
       if (i < h.buckets_offset) std::snprintf(buf, sizeof buf, " (header byte %zu)", i);
       else if (i < h.entries_offset) std::snprintf(buf, sizeof buf, " (index byte %zu)", i - h.buckets_offset);
-      else if (!h.cold_offset || i < h.cold_offset)
-        std::snprintf(buf, sizeof buf, " (entry %zu, byte %zu)", (i - h.entries_offset) / sizeof(typename F::Entry),
-                      (i - h.entries_offset) % sizeof(typename F::Entry));
-      else
-        std::snprintf(buf, sizeof buf, " (cold %zu, byte %zu)", (i - h.cold_offset) / sizeof(flow::Cold),
-                      (i - h.cold_offset) % sizeof(flow::Cold));
-      return buf;
+      flow::Handle e = flow::kNoHandle;
+      if (i >= h.entries_offset && (!h.cold_offset || i < h.cold_offset)) {
+        e = static_cast<flow::Handle>((i - h.entries_offset) / sizeof(typename F::Entry));
+        std::snprintf(buf, sizeof buf, " (entry %u, byte %zu)", e, (i - h.entries_offset) % sizeof(typename F::Entry));
+      } else if (i >= h.entries_offset) {
+        e = static_cast<flow::Handle>((i - h.cold_offset) / sizeof(flow::Cold));
+        std::snprintf(buf, sizeof buf, " (cold %u, byte %zu)", e, (i - h.cold_offset) % sizeof(flow::Cold));
+      }
+      std::string out = buf;
+      if (e != flow::kNoHandle) out += "\n  A: " + describe(a.table, e) + "\n  B: " + describe(b.table, e);
+      return out;
     }
     return "";
+  }
+
+  template <class F>
+  static std::string describe(const flow::FlowTable<F>& t, flow::Handle h) {
+    const auto& e = t.entry(h);
+    const auto& c = t.cold(h);
+    const tcp::Track& k = e.track;
+    char buf[512];
+    std::snprintf(buf, sizeof buf,
+                  "v%u seen %u %s assured %u reply %u last idx %u dir %u retrans %u | last_end %u seq %u ack %u "
+                  "win %u | end %u/%u maxend %u/%u maxwin %u/%u maxack %u/%u scale %u/%u flags %02x/%02x",
+                  e.version, e.last_seen, state_name(e.status.ct_state), e.status.assured, e.status.seen_reply,
+                  e.status.last_index, e.status.last_dir, e.status.retrans, e.last_end, c.last_seq, c.last_ack,
+                  c.last_win, k.end[0], k.end[1], k.maxend[0], k.maxend[1], k.maxwin[0], k.maxwin[1], k.maxack[0],
+                  k.maxack[1], k.scale[0], k.scale[1], k.flags[0], k.flags[1]);
+    return buf;
   }
 
   void snapshot() {
