@@ -232,6 +232,12 @@ void print_stats(const ctlb::control::Json& a) {
               << num(stats, n + "rx_packets") << " pkts " << std::setw(14) << num(stats, n + "rx_bytes")
               << " B   tx " << std::setw(12) << num(stats, n + "tx_packets") << " pkts " << std::setw(14)
               << num(stats, n + "tx_bytes") << " B   tx dropped " << num(stats, n + "tx_dropped") << '\n';
+    // What the device lost before a worker saw it: shown when not zero.
+    const std::uint64_t nombuf = num(stats, n + "rx_nombuf"), missed = num(stats, n + "rx_missed"),
+                        rx_errors = num(stats, n + "rx_errors"), tx_errors = num(stats, n + "tx_errors");
+    if (nombuf || missed || rx_errors || tx_errors)
+      std::cout << "  " << std::setw(12) << "" << " device: rx no mbuf " << nombuf << ", rx missed " << missed
+                << ", rx errors " << rx_errors << ", tx errors " << tx_errors << '\n';
   }
   std::cout << "tracking:\n";
   for (const char* k : {"tcp_packets", "accepted", "invalid", "fast_path", "flows_created", "flows_reopened",

@@ -133,6 +133,22 @@ void print_final_counters(const shm::Header& h) {
   std::fflush(stdout);
 }
 
+// The ports' own counters (mbufs the PMD could not get, frames the device
+// missed, errors), copied into the shared header for every exporter. Read on
+// the main lcore, never by a worker: a PMD may make a syscall for them.
+void sample_device_counters(shm::Header& h, const std::vector<dataplane::PortInfo>& ports) {
+  for (std::size_t i = 0; i < ports.size(); ++i) {
+    rte_eth_stats s{};
+    if (rte_eth_stats_get(ports[i].port_id, &s) != 0) continue;
+    shm::DeviceCounters& d = h.devices[i];
+    d.rx_nombuf = s.rx_nombuf;
+    d.rx_missed = s.imissed;
+    d.rx_errors = s.ierrors;
+    d.tx_errors = s.oerrors;
+  }
+}
+inline constexpr std::uint64_t kDeviceSampleMs = 50;
+
 struct Runtime {
   std::vector<dataplane::WorkerContext*> workers;
   std::vector<std::uint16_t> port_ids;
@@ -437,7 +453,12 @@ int run(const config::Config& cfg, const std::vector<std::string>& extra_eal) {
 
   // The main lcore waits for a stop signal; in mode lb it runs the
   // neighbour service (ARP) meanwhile.
+  std::uint64_t next_device_sample_ms = 0;
   while (!g_stop.load()) {
+    if (const std::uint64_t now = dataplane::clock_ms(*header); now >= next_device_sample_ms) {
+      sample_device_counters(*header, ports);
+      next_device_sample_ms = now + kDeviceSampleMs;
+    }
     if (neighbour_service) {
       neighbour_service->poll(dataplane::clock_ms(*header));
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -450,6 +471,8 @@ int run(const config::Config& cfg, const std::vector<std::string>& extra_eal) {
   std::remove(ready.c_str());
   header->running = 0;  // workers stop rx, flush tx and publish their counters
   rte_eal_mp_wait_lcore();
+  for (auto* c : ctxs) dataplane::finish_handovers(*c, dataplane::clock_ms(*header));
+  sample_device_counters(*header, ports);  // final: the workers have stopped
   for (const auto& p : ports) {
     rte_eth_dev_stop(p.port_id);
     rte_eth_dev_close(p.port_id);

@@ -17,7 +17,8 @@ struct Stat {
 // The counters of workers [first, last) added up.
 WorkerCounters sum_counters(const Header& h, std::uint32_t first = 0, std::uint32_t last = kMaxWorkers);
 
-// Counters of workers [first, last) (all by default), zero values included.
+// Counters of workers [first, last) (all by default), zero values included,
+// and each port's device counters (the same for any range of workers).
 std::vector<Stat> collect_stats(const Header& h, std::uint32_t first = 0, std::uint32_t last = kMaxWorkers);
 
 }  // namespace ctlb::shm

@@ -545,4 +545,26 @@ int worker_main(void* arg) {
   return 0;
 }
 
+void finish_handovers(WorkerContext& w, std::uint64_t now_ms) {
+  if (!w.steer_in_software) return;
+  rte_mbuf* pkts[kBurst];
+  if (w.lb_mode) {
+    rte_rcu_qsbr_thread_online(w.qsbr, w.index);  // in the worker's place
+    w.lb = shm::live_lb_generation(*w.lb_zone);
+  }
+  for (std::uint32_t from = 0; from < w.worker_count; ++from) {
+    if (from == w.index) continue;
+    while (const unsigned n = rte_ring_dequeue_burst(w.handover_in[from], reinterpret_cast<void**>(pkts), kBurst, nullptr)) {
+      w.counters.handover_in += n;
+      if (w.lb_mode) process_burst_lb(w, pkts, n, now_ms, true);
+      else process_burst(w, pkts, n, now_ms, true);
+    }
+  }
+  for (std::uint32_t i = 0; i < w.waiting_count; ++i) drop(w.waiting[i].m, w.counters.lb_dropped_no_neighbour);
+  w.waiting_count = 0;
+  flush_tx(w);
+  publish(w);
+  if (w.lb_mode) rte_rcu_qsbr_thread_offline(w.qsbr, w.index);
+}
+
 }  // namespace ctlb::dataplane

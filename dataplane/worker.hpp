@@ -105,4 +105,9 @@ inline std::uint64_t clock_ms(const shm::Header& h) noexcept {
 // Sends what the tx buffers hold; frees and counts what the devices refuse.
 void flush_tx(WorkerContext& w);
 
+// At stop, once every worker has returned (the main lcore owns the contexts
+// then): the packets other workers handed to this one after its last loop
+// are tracked and sent like any others, so that none is lost uncounted.
+void finish_handovers(WorkerContext& w, std::uint64_t now_ms);
+
 }  // namespace ctlb::dataplane
