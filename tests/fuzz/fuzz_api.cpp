@@ -242,7 +242,8 @@ void check_lb_state(const lb::State& s) {
   }
 }
 
-void check_answer(const std::string& request, const std::string& answer) {
+// Returns the answer's "ok".
+bool check_answer(const std::string& request, const std::string& answer) {
   FUZZ_CHECK(!answer.empty() && answer.find('\n') == std::string::npos, "answer is not one line: [%s]",
              answer.c_str());
   std::string err;
@@ -251,11 +252,12 @@ void check_answer(const std::string& request, const std::string& answer) {
              request.c_str());
   const Json* ok = j->get("ok");
   FUZZ_CHECK(ok && ok->is_bool(), "answer without a boolean \"ok\": [%s]", answer.c_str());
-  if (ok->as_bool()) return;
+  if (ok->as_bool()) return true;
   const Json* e = j->get("error");
   FUZZ_CHECK(e && e->is_string() && !e->as_string().empty(), "refusal without an error: [%s]", answer.c_str());
   FUZZ_CHECK(e->as_string().find_first_of("\n\r") == std::string::npos, "error is not one line: [%s]",
              answer.c_str());
+  return false;
 }
 
 void check_prometheus(const std::string& text) {
@@ -276,7 +278,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   Fixture& f = fixture();
   std::memcpy(f.zone_mem.get(), f.pristine.data(), f.zone_bytes);
   const std::string input(reinterpret_cast<const char*>(data), size);
-  std::vector<std::uint8_t> before(f.zone_bytes);
+  std::vector<std::uint8_t> before(f.zone->state_bytes);
   bool changed = false;
   std::size_t pos = 0;
   for (int n = 0; n < 32 && pos <= input.size(); ++n) {
@@ -284,15 +286,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::string line = input.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
     pos = nl == std::string::npos ? input.size() + 1 : nl + 1;
 
-    std::memcpy(before.data(), f.zone_mem.get(), f.zone_bytes);
     const std::uint32_t active = shm::lb_active(*f.zone);
     const std::uint64_t generation = f.live().generation;
     const std::uint64_t published = f.zone->published;
     const std::size_t live_at = f.zone->state_offset[active];
+    const auto* zone_bytes = static_cast<const std::uint8_t*>(f.zone_mem.get());
+    std::memcpy(before.data(), zone_bytes + live_at, before.size());
 
     const std::string answer = control::handle_api(line, f.view, f.extra, kNowMs, f.hooks);
-    check_answer(line, answer);
-    const bool ok = Json::parse(answer)->get("ok")->as_bool();
+    const bool ok = check_answer(line, answer);
     const bool published_one = f.zone->published != published;
     if (published_one) {
       changed = true;
@@ -303,8 +305,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       check_lb_state(f.live());
     } else {
       FUZZ_CHECK(shm::lb_active(*f.zone) == active, "live generation switched without a publish");
-      FUZZ_CHECK(std::memcmp(before.data() + live_at, static_cast<std::uint8_t*>(f.zone_mem.get()) + live_at,
-                             f.zone->state_bytes) == 0,
+      FUZZ_CHECK(std::memcmp(before.data(), zone_bytes + live_at, before.size()) == 0,
                  "a request that published nothing changed the live generation: [%s]", line.c_str());
     }
   }
