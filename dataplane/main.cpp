@@ -24,6 +24,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -158,16 +159,33 @@ struct Runtime {
 // prefix, its runtime directory and its hugepage files, so that stopping
 // and starting again leaks no hugepages. A secondary still attached keeps
 // its mappings (unlinked files live on while mapped).
+// Mount points of the hugetlbfs file systems the EAL can take hugepages from.
+std::vector<std::string> hugetlbfs_mounts() {
+  std::vector<std::string> out;
+  std::ifstream mounts("/proc/mounts");
+  std::string dev, dir, type, rest;
+  while (mounts >> dev >> dir >> type && std::getline(mounts, rest))
+    if (type == "hugetlbfs") out.push_back(dir);
+  return out;
+}
+
 void remove_runtime_files(const std::string& prefix, const std::string& runtime_dir) {
   std::error_code ec;
   std::filesystem::remove_all(runtime_dir, ec);
-  std::ifstream mounts("/proc/mounts");
-  std::string dev, dir, type, rest;
-  while (mounts >> dev >> dir >> type && std::getline(mounts, rest)) {
-    if (type != "hugetlbfs") continue;
+  for (const auto& dir : hugetlbfs_mounts())
     for (const auto& f : std::filesystem::directory_iterator(dir, ec))
       if (f.path().filename().string().rfind(prefix + "map_", 0) == 0) std::filesystem::remove(f.path(), ec);
+}
+
+// The runtime directory the EAL creates for a file prefix (as
+// eal_create_runtime_dir does), known before rte_eal_init.
+std::string eal_runtime_dir(const std::string& prefix) {
+  const char* base = "/var/run";
+  if (getuid() != 0) {
+    const char* xdg = std::getenv("XDG_RUNTIME_DIR");
+    base = xdg ? xdg : "/tmp";
   }
+  return std::string(base) + "/dpdk/" + prefix;
 }
 
 // Mode lb: the published LB state (generation 1 from the configuration) with
@@ -261,6 +279,12 @@ int run(const config::Config& cfg, const std::vector<std::string>& extra_eal) {
     return fail(
         "no free hugepages: reserve some (echo 512 > /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages) "
         "and mount hugetlbfs (mount -t hugetlbfs nodev /dev/hugepages)");
+  bool huge_dir = false;
+  for (const auto* list : {&extra_eal, &cfg.eal_args})
+    for (const auto& a : *list) huge_dir = huge_dir || a == "--huge-dir" || a.rfind("--huge-dir=", 0) == 0;
+  if (!no_huge && !huge_dir && hugetlbfs_mounts().empty())
+    return fail(
+        "no hugetlbfs mounted: the EAL maps its hugepages from one (mount -t hugetlbfs nodev /dev/hugepages)");
   // What only this host can refuse (lcores, PCI devices, hugepage memory),
   // before the EAL starts: one line naming the key, nothing left behind.
   config::HostFacts host = config::read_host_facts();
@@ -273,8 +297,32 @@ int run(const config::Config& cfg, const std::vector<std::string>& extra_eal) {
   std::vector<char*> argv;
   for (auto& s : args) argv.push_back(s.data());
   argv.push_back(nullptr);
-  if (rte_eal_init(static_cast<int>(args.size()), argv.data()) < 0)
-    return fail(std::string("EAL initialisation failed: ") + rte_strerror(rte_errno));
+  // rte_eal_init writes its fatal alert to stderr itself: during the call
+  // stderr goes to stdout with the rest of DPDK's log, and our line stays
+  // the only one on stderr. A failed init leaves its runtime directory (and
+  // maybe hugepage files) behind: removed, unless the directory was there
+  // before (it may be a running primary's of the same prefix).
+  const std::string runtime_dir = eal_runtime_dir(cfg.file_prefix);
+  std::error_code runtime_dir_ec;
+  const bool had_runtime_dir = std::filesystem::exists(runtime_dir, runtime_dir_ec);
+  std::fflush(stdout);
+  const int saved_stderr = dup(STDERR_FILENO);
+  if (saved_stderr >= 0) dup2(STDOUT_FILENO, STDERR_FILENO);
+  const int eal_rc = rte_eal_init(static_cast<int>(args.size()), argv.data());
+  const int eal_errno = rte_errno;
+  std::fflush(stdout);
+  std::fflush(stderr);
+  if (saved_stderr >= 0) {
+    dup2(saved_stderr, STDERR_FILENO);
+    close(saved_stderr);
+  }
+  if (eal_rc < 0) {
+    if (!had_runtime_dir) remove_runtime_files(cfg.file_prefix, runtime_dir);
+    return fail(std::string("EAL initialisation failed: ") + rte_strerror(eal_errno) +
+                (eal_errno == ENOMEM ? " (no hugepage memory left for the EAL itself: reserve more hugepages, or "
+                                       "raise the hugetlbfs mount's size limit)"
+                                     : " (the EAL's log on stdout says why)"));
+  }
   struct EalGuard {
     std::string prefix;
     std::string runtime_dir;
