@@ -9,7 +9,9 @@ One topology, run twice with different mempools:
 
 The ring port's tx ring (1023 slots, one per queue) is filled by two ports
 and read by one worker's rx at the rate of one: it fills up and refuses
-packets.
+packets. (A net_ring port's rx and tx share one ring, and ctlb polls every
+port it has, so a ring with no reader at all cannot be configured; a reader
+at half the writers' rate fills it just as surely.)
 
   1. tx ring full (16383 mbufs): the ring refuses about half the flood; each
      refused packet is counted in port_ring_tx_dropped and freed (in1 + in2
