@@ -1,6 +1,7 @@
 #include "control/api.hpp"
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 namespace ctlb::control {
@@ -11,10 +12,25 @@ struct ApiError {
   std::string message;
 };
 
+// The error is a one-line reason, also when it quotes what the client sent
+// (a "cmd" or a backend with a newline): control characters are shown
+// escaped.
 std::string error_line(const std::string& message) {
+  std::string line;
+  for (const char c : message) {
+    if (c == '\n') line += "\\n";
+    else if (c == '\r') line += "\\r";
+    else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned char>(c));
+      line += buf;
+    } else {
+      line += c;
+    }
+  }
   Json::Object o;
   o["ok"] = false;
-  o["error"] = message;
+  o["error"] = line;
   return Json(std::move(o)).dump();
 }
 
