@@ -424,6 +424,7 @@ inline Outcome track(State& s, const packet::PacketView& p, Dir dir, Millis now,
   };
 
   bool skip_window_check = false;
+  int restart_endpoints = -1;  // the direction whose SYN we ignored, when this SYN-ACK answers it
   switch (next) {
     case static_cast<std::uint8_t>(CtState::SynSent):
       if (old_state < CtState::TimeWait) break;
@@ -451,15 +452,9 @@ inline Outcome track(State& s, const packet::PacketView& p, Dir dir, Millis now,
         t.flags[ld] = static_cast<std::uint8_t>(st.last_flags & (lastflag::kWindowScale | lastflag::kSackPerm));
         t.end[d] = t.maxend[d] = t.maxwin[d] = t.maxack[d] = 0;
         t.scale[d] = t.flags[d] = 0;
-        // The endpoints start over as a fresh handshake.
-        const EpState syn_sender = EpState::SynSent;
-        if (ld == idx(Dir::Orig)) {
-          st.initiator = static_cast<std::uint32_t>(syn_sender);
-          st.responder = static_cast<std::uint32_t>(EpState::Listen);
-        } else {
-          st.responder = static_cast<std::uint32_t>(syn_sender);
-          st.initiator = static_cast<std::uint32_t>(EpState::Listen);
-        }
+        // The endpoints start over as a fresh handshake, once the SYN-ACK
+        // has passed the window check (an INVALID one changes no state).
+        restart_endpoints = ld;
         break;
       }
       st.last_index = static_cast<std::uint32_t>(index);
@@ -566,6 +561,11 @@ inline Outcome track(State& s, const packet::PacketView& p, Dir dir, Millis now,
   st.last_index = static_cast<std::uint32_t>(index);
   st.last_dir = static_cast<std::uint32_t>(d);
   if (old_state != new_state && new_state == CtState::FinWait) t.flags[d] |= dirflag::kCloseInit;
+  if (restart_endpoints >= 0) {
+    const bool orig_sent_syn = restart_endpoints == idx(Dir::Orig);
+    st.initiator = static_cast<std::uint32_t>(orig_sent_syn ? EpState::SynSent : EpState::Listen);
+    st.responder = static_cast<std::uint32_t>(orig_sent_syn ? EpState::Listen : EpState::SynSent);
+  }
   update_endpoints(s, p, dir, new_state);
   out.new_state = new_state;
 
