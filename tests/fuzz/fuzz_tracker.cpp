@@ -29,13 +29,15 @@
 //  - one segment changes at most its own connection's entry and takes the
 //    place of at most one other (an eviction or a reclaim, counted, never of
 //    an assured ESTABLISHED connection that has not expired); handles are
-//    stable for a connection's life; an INVALID or ignored segment does not
-//    change the connection state; the TrackResult describes the entry (key,
+//    stable for a connection's life; an INVALID or ignored segment changes
+//    neither the connection state nor the endpoint states; the TrackResult describes the entry (key,
 //    state, endpoint states, direction), and no entry after NONE;
 //  - window tracking is monotonic where nf_conntrack keeps it so: within a
 //    connection, td_end, td_maxend and td_maxack of each direction never go
 //    back, except when the direction is first seen, at a (re)initialising
-//    SYN, and for the overshoot work-around (IgnoredOvershoot / Liberal);
+//    SYN, at a SYN-ACK answering an ignored SYN (the kernel restarts both
+//    directions from it, whatever the window check says next), and for the
+//    overshoot work-around (IgnoredOvershoot / Liberal);
 //  - an expiry request frees only an expired, unchanged entry (which is
 //    then not findable) and leaves any other entry untouched; after a sweep
 //    no expired entry is left.
@@ -98,6 +100,7 @@ template <class F>
 using Heap = ctlb_test::HeapTable<F>;
 
 const char* state_name(std::uint32_t s) { return s < tcp::kCtStateCount ? tcp::kCtStateNames[s].data() : "?"; }
+const char* ep_name(std::uint32_t s) { return s < tcp::kEpStateCount ? tcp::kEpStateNames[s].data() : "?"; }
 
 std::uint32_t segment_end(const packet::PacketView& v) {
   return v.seq + v.payload_len + ((v.flags & packet::tcpflag::kSyn) ? 1u : 0u) +
@@ -508,12 +511,16 @@ class Harness {
       FUZZ_CHECK(was->handle == now->handle, "a connection moved from handle %u to %u", was->handle, now->handle);
       const bool ignored = r.reason == tcp::Reason::IgnoredOutOfSync || r.reason == tcp::Reason::IgnoredChallengeAck ||
                            r.reason == tcp::Reason::IgnoredOldData || r.reason == tcp::Reason::IgnoredOvershoot;
-      if (r.verdict == tcp::Verdict::Invalid || ignored)
-        FUZZ_CHECK(was->entry.status.ct_state == now->entry.status.ct_state,
-                   "an %s segment (%s) changed the state %s -> %s",
+      if (r.verdict == tcp::Verdict::Invalid || ignored) {
+        const tcp::Status& b = was->entry.status;
+        const tcp::Status& a = now->entry.status;
+        FUZZ_CHECK(b.ct_state == a.ct_state && b.initiator == a.initiator && b.responder == a.responder,
+                   "an %s segment (%s) changed the state %s (%s/%s) -> %s (%s/%s)",
                    r.verdict == tcp::Verdict::Invalid ? "INVALID" : "ignored", tcp::name(r.reason).data(),
-                   state_name(was->entry.status.ct_state), state_name(now->entry.status.ct_state));
-      if (r.reason != tcp::Reason::Reopened) check_windows(was->entry.track, now->entry.track, v, r);
+                   state_name(b.ct_state), ep_name(b.initiator), ep_name(b.responder), state_name(a.ct_state),
+                   ep_name(a.initiator), ep_name(a.responder));
+      }
+      if (r.reason != tcp::Reason::Reopened) check_windows(was->entry, now->entry.track, v, r);
     }
     if (!was && now) FUZZ_CHECK(prev_counters_.flows_created + 1 == c.flows_created, "a new entry not counted");
 
@@ -544,12 +551,18 @@ class Harness {
   }
 
   // Window edges of one connection across one segment (see the top comment).
-  static void check_windows(const tcp::Track& b, const tcp::Track& a, const packet::PacketView& v,
+  template <class E>
+  static void check_windows(const E& before, const tcp::Track& a, const packet::PacketView& v,
                             const flow::TrackResult& r) {
+    const tcp::Track& b = before.track;
     const bool syn = v.flags & packet::tcpflag::kSyn;
     if (syn && (r.state == tcp::CtState::SynSent || r.state == tcp::CtState::SynRecv ||
                 r.state == tcp::CtState::SynSent2))
       return;  // a SYN (re)initialises its sender's window
+    const tcp::Status& st = before.status;
+    if (syn && (v.flags & packet::tcpflag::kAck) && st.last_index == static_cast<std::uint32_t>(tcp::Index::Syn) &&
+        st.last_dir != static_cast<std::uint32_t>(tcp::idx(r.dir)) && v.ack == before.last_end)
+      return;  // a SYN-ACK answering an ignored SYN: both windows restart from it, as in nf_conntrack
     const bool overshoot = r.reason == tcp::Reason::IgnoredOvershoot || r.reason == tcp::Reason::Liberal;
     for (int d = 0; d < 2; ++d) {
       if (b.maxwin[d] == 0) continue;  // first seen now
