@@ -158,6 +158,7 @@ def ring_full(dataplane, ctlbctl, tmp, tcp_frames):
     name = "tx ring full"
     dp = start(dataplane, tmp, "ring", 16383, 64)
     try:
+        dp.wait_ready()  # ports named and started: the counters have their keys
         t0 = time.monotonic()
         dp.wait_for(settled(len(tcp_frames)), timeout=60)
         took = time.monotonic() - t0
@@ -195,6 +196,7 @@ def pool_exhausted(dataplane, control, ctlbctl, tmp, tcp_frames):
     ctl = None
     sock = os.path.join(tmp, "control.sock")
     try:
+        dp.wait_ready()  # ports named and started: the counters have their keys
         t0 = time.monotonic()
         live = dp.wait_for(settled(len(tcp_frames)), timeout=60)
         took = time.monotonic() - t0

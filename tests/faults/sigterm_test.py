@@ -84,6 +84,7 @@ def run(dataplane, tmp, capture, workers, round_):
                         west_tx="".join(",tx_pcap=/dev/null" for _ in range(workers)))
     dp = ctlbtest.Dataplane(dataplane, cfg, tmp, prefix)
     try:
+        dp.wait_ready()  # ports named and started: the counters have their keys
         live = dp.wait_for(lambda s: s["port_west_rx_packets"] >= LOAD_PACKETS, timeout=60)
         t0 = time.monotonic()
         dp.proc.send_signal(signal.SIGTERM)
