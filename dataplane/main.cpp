@@ -348,6 +348,8 @@ int run(const config::Config& cfg, const std::vector<std::string>& extra_eal) {
   header->layout_version = shm::kShmLayoutVersion;
   header->worker_count = workers;
   header->port_count = static_cast<std::uint32_t>(cfg.ports.size());
+  for (std::size_t i = 0; i < cfg.ports.size(); ++i)  // named before telemetry can read the counters
+    std::snprintf(header->port_names[i], shm::kNameLen, "%s", cfg.ports[i].name.c_str());
   header->dataplane_pid = static_cast<std::uint32_t>(getpid());
   std::snprintf(header->config_digest, sizeof header->config_digest, "%s", cfg.digest.c_str());
   header->tsc_hz = rte_get_tsc_hz();
@@ -367,7 +369,6 @@ int run(const config::Config& cfg, const std::vector<std::string>& extra_eal) {
   bool software_steering = false;
   for (std::size_t i = 0; i < cfg.ports.size(); ++i) {
     const auto& p = cfg.ports[i];
-    std::snprintf(header->port_names[i], shm::kNameLen, "%s", p.name.c_str());
     auto id = dataplane::open_port(cfg, i);
     if (!id) return fail(id.error().message);
     int socket = rte_eth_dev_socket_id(id.value());
