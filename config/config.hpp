@@ -32,6 +32,12 @@ struct Prefix {
 
 using Mac = std::array<std::uint8_t, 6>;
 
+// ports[i].mtu: 68 is IPv4's minimum (RFC 791); 65535 is the most ethdev
+// takes (a uint16_t). Each device's own limit is checked at start.
+inline constexpr std::uint16_t kDefaultMtu = 1500;
+inline constexpr std::uint16_t kMinMtu = 68;
+inline constexpr std::uint16_t kMaxMtu = 65535;
+
 struct Port {
   std::string name;
   std::string pci;      // PCI address ("0000:3b:00.0"), or
@@ -46,6 +52,10 @@ struct Port {
   std::uint16_t rx_descriptors = 1024;
   std::uint16_t tx_descriptors = 1024;
   std::uint32_t link_wait_ms = 5000;
+  // The largest IP packet on the link (Ethernet payload, without the
+  // Ethernet header, VLAN tags or CRC). Above what one mbuf's data room
+  // holds, frames arrive as chains of mbufs (rx scatter).
+  std::uint16_t mtu = kDefaultMtu;
 };
 
 struct Mempool {

@@ -350,7 +350,7 @@ void load_port_addresses(const Node& n, Port& p) {
 Port load_port(const Node& n, Mode mode) {
   n.require_map("a port mapping with name and pci or devargs");
   n.only_keys({"name", "pci", "devargs", "peer", "addresses", "gateway", "rx_descriptors", "tx_descriptors",
-               "link_wait_ms"});
+               "link_wait_ms", "mtu"});
   Port p;
   p.name = n.required("name", "a port name").str();
   if (p.name.empty()) n.child("name").fail("a non-empty port name");
@@ -392,6 +392,11 @@ Port load_port(const Node& n, Mode mode) {
   descriptors("rx_descriptors", p.rx_descriptors);
   descriptors("tx_descriptors", p.tx_descriptors);
   if (n.has("link_wait_ms")) p.link_wait_ms = static_cast<std::uint32_t>(n.child("link_wait_ms").uint(0, 60000));
+  if (n.has("mtu"))
+    p.mtu = static_cast<std::uint16_t>(n.child("mtu").uint(
+        kMinMtu, kMaxMtu,
+        "an MTU in " + std::to_string(kMinMtu) + ".." + std::to_string(kMaxMtu) +
+            " (bytes of IP packet per Ethernet frame, like 1500 or 9000; the device's own limit is checked at start)"));
   return p;
 }
 

@@ -137,6 +137,7 @@ void diff_ports(const config::Config& a, const config::Config& b, RestartOnly& r
     r.field(k + "rx_descriptors", text(p.rx_descriptors), text(q.rx_descriptors));
     r.field(k + "tx_descriptors", text(p.tx_descriptors), text(q.tx_descriptors));
     r.field(k + "link_wait_ms", text(p.link_wait_ms), text(q.link_wait_ms));
+    r.field(k + "mtu", text(p.mtu), text(q.mtu));
   }
 }
 

@@ -2,6 +2,8 @@
 // of error gives one line naming the file, line, key and what was expected.
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include "config/host_check.hpp"
@@ -810,6 +812,45 @@ TEST(ConfigHost, KeyErrorOfADefault) {
             "test.yaml: mempool.mbufs: expected something (found nothing, the default is 16383)");
   EXPECT_EQ(ctlb::config::key_error(c, "ports[1].pci", "something", "0000:3b:00.1"),
             "test.yaml:10:10: ports[1].pci: expected something (found '0000:3b:00.1')");
+}
+
+// ports[i].mtu: 1500 unless set; 68..65535 (the device's own limit is the
+// dataplane's to check, at start).
+TEST(Config, PortMtu) {
+  const Config c = loaded(replace(kGood, "rx_descriptors: 2048", "rx_descriptors: 2048\n    mtu: 9000"));
+  EXPECT_EQ(c.ports[0].mtu, 1500);
+  EXPECT_EQ(c.ports[1].mtu, 9000);
+  EXPECT_EQ(loaded(replace(kGood, "peer: b", "peer: b\n    mtu: 68")).ports[0].mtu, 68);
+  EXPECT_EQ(loaded(replace(kGood, "peer: b", "peer: b\n    mtu: 65535")).ports[0].mtu, 65535);
+  const std::string expected =
+      "expected an MTU in 68..65535 (bytes of IP packet per Ethernet frame, like 1500 or 9000; the device's own "
+      "limit is checked at start)";
+  EXPECT_EQ(error_of(replace(kGood, "peer: b", "peer: b\n    mtu: 67")),
+            "test.yaml:9:10: ports[0].mtu: " + expected + " (found '67')");
+  EXPECT_EQ(error_of(replace(kGood, "peer: b", "peer: b\n    mtu: 65536")),
+            "test.yaml:9:10: ports[0].mtu: " + expected + " (found '65536')");
+  EXPECT_EQ(error_of(replace(kGood, "rx_descriptors: 2048", "rx_descriptors: 2048\n    mtu: jumbo")),
+            "test.yaml:13:10: ports[1].mtu: " + expected + " (found 'jumbo')");
+  EXPECT_EQ(error_of(replace(kGood, "rx_descriptors: 2048", "rx_descriptors: 2048\n    mtu: -1")),
+            "test.yaml:13:10: ports[1].mtu: " + expected + " (found '-1')");
+  EXPECT_EQ(error_of(replace(kGood, "rx_descriptors: 2048", "rx_descriptors: 2048\n    mtu: [9000]")),
+            "test.yaml:13:10: ports[1].mtu: " + expected + " (found a list)");
+  // How the dataplane names a port's MTU the file leaves at its default.
+  EXPECT_EQ(ctlb::config::key_error(loaded(kGood), "ports[1].mtu", "at most 1000", "1500"),
+            "test.yaml:9:5: ports[1].mtu: expected at most 1000 (found nothing, the default is 1500)");
+}
+
+// nic-inline.yaml's commented jumbo example, uncommented, loads.
+TEST(Config, NicExampleJumboLoads) {
+  std::ifstream in(std::string(CONFIG_EXAMPLES_DIR) + "/nic-inline.yaml");
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string yaml = replace(text.str(), "  # data_room: 2176", "  data_room: 2176");
+  for (int port = 0; port < 2; ++port) yaml = replace(yaml, "    # mtu: 9000", "    mtu: 9000");
+  const Config c = loaded(yaml);
+  EXPECT_EQ(c.mempool.data_room, 2176);
+  EXPECT_EQ(c.ports[0].mtu, 9000);
+  EXPECT_EQ(c.ports[1].mtu, 9000);
 }
 
 // ---- lcores.map: the EAL's --lcores syntax ----

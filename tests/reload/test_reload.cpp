@@ -148,6 +148,8 @@ TEST(ReloadDiff, Ports) {
             Lines{restart("11:16: ports[0].addresses: changed from [198.18.1.1/24] to [198.18.1.1/23]")});
   EXPECT_EQ(errors_of(edit(kBase, "gateway: 198.18.1.254", "gateway: [198.18.1.254]\n    rx_descriptors: 512")),
             Lines{restart("13:21: ports[0].rx_descriptors: changed from 1024 to 512")});
+  EXPECT_EQ(errors_of(edit(kBase, "gateway: 198.18.1.254", "gateway: 198.18.1.254\n    mtu: 9000")),
+            Lines{restart("13:10: ports[0].mtu: changed from 1500 to 9000")});
   // A port more: the list, at the list.
   EXPECT_EQ(errors_of(edit(kBase, "tracking:\n", "  - {name: mgmt, devargs: net_null2, addresses: [192.0.2.1/24]}\ntracking:\n")),
             Lines{restart("9:3: ports: changed from 2 ports to 3 ports")});
