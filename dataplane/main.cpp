@@ -368,7 +368,6 @@ int run(const config::Config& cfg, const std::vector<std::string>& extra_eal) {
   std::vector<dataplane::PortInfo> ports;
   bool software_steering = false;
   for (std::size_t i = 0; i < cfg.ports.size(); ++i) {
-    const auto& p = cfg.ports[i];
     auto id = dataplane::open_port(cfg, i);
     if (!id) return fail(id.error().message);
     int socket = rte_eth_dev_socket_id(id.value());
@@ -385,7 +384,7 @@ int run(const config::Config& cfg, const std::vector<std::string>& extra_eal) {
                                       std::to_string(cfg.mempool.mbufs)));
       pools[socket] = mp;
     }
-    auto info = dataplane::setup_port(p, id.value(), workers, pools[socket]);
+    auto info = dataplane::setup_port(cfg, i, id.value(), workers, pools[socket]);
     if (!info) return fail(info.error().message);
     // Mode lb: NAT changes the tuple, so RSS cannot keep a connection's two
     // directions together; the client's endpoint decides the owner.

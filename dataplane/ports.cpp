@@ -3,7 +3,10 @@
 #include <rte_dev.h>
 #include <rte_devargs.h>
 #include <rte_ethdev.h>
+#include <rte_ether.h>
+#include <rte_mbuf.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -22,6 +25,32 @@ std::uint8_t kSymmetricRssKey[40] = {
 };
 
 std::string errstr(int rc) { return rte_strerror(rc < 0 ? -rc : rc); }
+
+// The largest frame of a port: its MTU with the Ethernet header, two VLAN
+// tags (QinQ) and the CRC around it. The CRC counts though drivers strip
+// it: some write it into the buffer first.
+constexpr std::uint32_t kFrameOverhead = RTE_ETHER_HDR_LEN + 2 * RTE_VLAN_HLEN + RTE_ETHER_CRC_LEN;
+
+std::uint32_t largest_frame(const config::Port& p) { return p.mtu + kFrameOverhead; }
+
+// The largest MTU ethdev lets the device take, by rte_eth_dev_configure's
+// own rule: at most max_mtu, and the MTU with the device's L2 overhead at
+// most max_rx_pktlen. (net_af_packet: 1500, its max_rx_pktlen is 1518.)
+std::uint32_t device_max_mtu(const rte_eth_dev_info& dev) {
+  const std::uint32_t overhead = dev.max_mtu != UINT16_MAX && dev.max_rx_pktlen > dev.max_mtu
+                                     ? dev.max_rx_pktlen - dev.max_mtu
+                                     : RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN;
+  const std::uint32_t by_frame = dev.max_rx_pktlen > overhead ? dev.max_rx_pktlen - overhead : 0;
+  return std::min<std::uint32_t>(dev.max_mtu, by_frame);
+}
+
+// The way out when a frame must fit in fewer mbufs: the data room that
+// holds `bytes` after the headroom (mempool.data_room takes at most 65535).
+std::string raise_data_room(std::uint32_t bytes) {
+  const std::uint32_t room = bytes + RTE_PKTMBUF_HEADROOM;
+  if (room > 65535) return "lower the MTU";
+  return "raise mempool.data_room to " + std::to_string(room) + " or lower the MTU";
+}
 
 }  // namespace
 
@@ -57,7 +86,11 @@ Result<std::uint16_t> open_port(const config::Config& cfg, std::size_t index) {
   return id;
 }
 
-Result<PortInfo> setup_port(const config::Port& p, std::uint16_t port_id, std::uint16_t workers, rte_mempool* pool) {
+Result<PortInfo> setup_port(const config::Config& cfg, std::size_t index, std::uint16_t port_id,
+                            std::uint16_t workers, rte_mempool* pool) {
+  const config::Port& p = cfg.ports[index];
+  const std::string mtu_key = "ports[" + std::to_string(index) + "].mtu";
+  const std::string mtu_text = std::to_string(p.mtu);
   PortInfo info;
   info.port_id = port_id;
   rte_eth_dev_info dev{};
@@ -79,19 +112,97 @@ Result<PortInfo> setup_port(const config::Port& p, std::uint16_t port_id, std::u
         (RTE_ETH_RSS_IP | RTE_ETH_RSS_NONFRAG_IPV4_TCP | RTE_ETH_RSS_NONFRAG_IPV6_TCP) & dev.flow_type_rss_offloads;
     info.symmetric_rss = info.rx_queues == workers && dev.hash_key_size == sizeof kSymmetricRssKey;
   }
-  // Offloads we would use where present; masked to what the device has.
-  const std::uint64_t want_tx = RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE;
+
+  // The MTU, checked as rte_eth_dev_configure would, so that a refusal
+  // names the key and the device's limit. Where the file does not set it
+  // and the device takes less than 1500, it gets its most, as ethdev's own
+  // default does.
+  const std::uint32_t max_mtu = device_max_mtu(dev);
+  const std::uint16_t mtu = !cfg.marks.count(mtu_key) && p.mtu > max_mtu && max_mtu >= dev.min_mtu
+                                ? static_cast<std::uint16_t>(max_mtu)
+                                : p.mtu;
+  if (mtu < dev.min_mtu || mtu > max_mtu)
+    return Error{config::key_error(
+        cfg, mtu_key,
+        "an MTU in " + std::to_string(dev.min_mtu) + ".." + std::to_string(max_mtu) + ", what " + info.driver +
+            " takes" +
+            (max_mtu < dev.max_mtu ? " (its largest frame is " + std::to_string(dev.max_rx_pktlen) + " bytes)" : ""),
+        mtu_text)};
+  conf.rxmode.mtu = mtu;
+
+  // Jumbo frames. A frame larger than one mbuf's room arrives as a chain
+  // of mbufs (rx scatter), and whichever port it leaves by must send a
+  // chain (multi-segment tx). Headers are read from the first segment,
+  // lengths from pkt_len: the workers need nothing more.
+  const std::uint32_t room = rte_pktmbuf_data_room_size(pool) - RTE_PKTMBUF_HEADROOM;
+  const std::uint32_t frame = mtu + kFrameOverhead;
+  const std::uint32_t segments = (frame + room - 1) / room;
+  const bool jumbo = mtu > config::kDefaultMtu;  // the file claims frames over the standard size
+  const std::string too_big = "an MTU whose largest frame (the MTU + " + std::to_string(kFrameOverhead) +
+                              " bytes of Ethernet header, two VLAN tags and CRC) fits in one mbuf of " +
+                              std::to_string(room) + " bytes (mempool.data_room " +
+                              std::to_string(rte_pktmbuf_data_room_size(pool)) + " less " +
+                              std::to_string(RTE_PKTMBUF_HEADROOM) + " of headroom: an MTU of at most " +
+                              std::to_string(room - kFrameOverhead) + "), as " + info.driver + " cannot ";
+  if (frame > room) {
+    if (dev.rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER) {
+      conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_SCATTER;
+      info.rx_scatter = true;
+    } else if (jumbo) {
+      return Error{config::key_error(cfg, mtu_key, too_big + "receive a frame in several mbufs (no rx scatter): " +
+                                                       raise_data_room(frame),
+                                     mtu_text)};
+    } else {
+      // As before the MTU was configurable: a standard-size frame over a
+      // small data room is the driver's own affair (net_pcap chains it,
+      // net_af_packet checks its framesz against the room).
+      std::printf("ctlb: port %s: frames over %u bytes do not fit in one mbuf and %s has no rx scatter\n",
+                  p.name.c_str(), room, info.driver.c_str());
+    }
+    if (jumbo && !(dev.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS))
+      return Error{config::key_error(cfg, mtu_key, too_big + "send a frame in several mbufs (no multi-segment tx): " +
+                                                       raise_data_room(frame),
+                                     mtu_text)};
+    const std::uint32_t max_segments = std::min(dev.rx_desc_lim.nb_mtu_seg_max, dev.tx_desc_lim.nb_mtu_seg_max);
+    if (jumbo && segments > max_segments)
+      return Error{config::key_error(
+          cfg, mtu_key,
+          "an MTU whose largest frame (the MTU + " + std::to_string(kFrameOverhead) + " bytes) " + info.driver +
+              " can carry: it takes at most " + std::to_string(max_segments) + " mbufs per frame and this one needs " +
+              std::to_string(segments) + " of " + std::to_string(room) +
+              " bytes: " + raise_data_room((frame + max_segments - 1) / max_segments),
+          mtu_text)};
+  }
+  // Chains reach this port's tx where any port's frames outgrow one mbuf.
+  // Fast free then no longer holds (it needs direct, unchained mbufs of one
+  // pool with refcnt 1), and multi-segment tx costs the Intel PMDs their
+  // vector tx path, so it is asked for only then.
+  bool chains = false;
+  for (const config::Port& q : cfg.ports) chains = chains || largest_frame(q) > room;
+  const std::uint64_t want_tx = chains ? RTE_ETH_TX_OFFLOAD_MULTI_SEGS : RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE;
   conf.txmode.offloads = want_tx & dev.tx_offload_capa;
-  std::printf("ctlb: port %s: driver %s, %u rx / %u tx queues, RSS %s, tx offloads 0x%llx of wanted 0x%llx\n",
+
+  rc = rte_eth_dev_configure(port_id, info.rx_queues, info.tx_queues, &conf);
+  if (rc != 0) return Error{"port " + p.name + ": configure failed: " + errstr(rc)};
+  // rte_eth_dev_configure refuses an offload the device lacks, so what was
+  // asked for is what it took; the MTU is read back from ethdev.
+  std::uint16_t took_mtu = 0;
+  rc = rte_eth_dev_get_mtu(port_id, &took_mtu);
+  if (rc != 0) return Error{"port " + p.name + ": cannot read its MTU back: " + errstr(rc)};
+  std::printf("ctlb: port %s: driver %s, %u rx / %u tx queues, RSS %s, MTU %u (frames up to %u bytes: %s), "
+              "rx offloads 0x%llx, tx offloads 0x%llx of wanted 0x%llx\n",
               p.name.c_str(), info.driver.c_str(), info.rx_queues, info.tx_queues,
               workers == 1 ? "not needed (one worker)"
               : info.symmetric_rss ? "symmetric"
               : (conf.rxmode.mq_mode == RTE_ETH_MQ_RX_RSS ? "on, not one queue per worker (software hand-over)"
                                                           : "unsupported (software hand-over)"),
+              took_mtu, frame,
+              frame <= room     ? ("one mbuf of " + std::to_string(room)).c_str()
+              : info.rx_scatter ? ("rx scatter, up to " + std::to_string(segments) + " mbufs of " +
+                                   std::to_string(room)).c_str()
+                                : "no rx scatter",
+              static_cast<unsigned long long>(conf.rxmode.offloads),
               static_cast<unsigned long long>(conf.txmode.offloads), static_cast<unsigned long long>(want_tx));
-
-  rc = rte_eth_dev_configure(port_id, info.rx_queues, info.tx_queues, &conf);
-  if (rc != 0) return Error{"port " + p.name + ": configure failed: " + errstr(rc)};
   std::uint16_t rxd = p.rx_descriptors;
   std::uint16_t txd = p.tx_descriptors;
   rc = rte_eth_dev_adjust_nb_rx_tx_desc(port_id, &rxd, &txd);

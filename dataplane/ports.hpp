@@ -1,6 +1,7 @@
 #pragma once
 // Port bring-up: queues per worker, symmetric RSS where the device has it,
-// offloads masked to what the device supports, link wait. Init code: returns
+// the MTU (jumbo frames: rx scatter, multi-segment tx), offloads masked to
+// what the device supports, link wait. Init code: returns
 // errors, never exits.
 #include <rte_mempool.h>
 
@@ -19,13 +20,18 @@ struct PortInfo {
   bool symmetric_rss = false;  // every worker has an rx queue and RSS keeps both directions together
   std::string driver;
   bool link_up = false;
+  bool rx_scatter = false;  // frames larger than one mbuf arrive as chains
 };
 
 // The DPDK port of cfg.ports[index]: a PCI device the EAL probed, or a vdev
 // probed now. Errors name the port's key in the configuration file.
 Result<std::uint16_t> open_port(const config::Config& cfg, std::size_t index);
 
-// Configures and starts a port for `workers` workers.
-Result<PortInfo> setup_port(const config::Port& p, std::uint16_t port_id, std::uint16_t workers, rte_mempool* pool);
+// Configures and starts cfg.ports[index] (device port_id) for `workers`
+// workers: its MTU, rx scatter where its frames outgrow one mbuf of `pool`,
+// multi-segment tx where any port's may. Errors about what the device
+// refuses name the key in the configuration file.
+Result<PortInfo> setup_port(const config::Config& cfg, std::size_t index, std::uint16_t port_id,
+                            std::uint16_t workers, rte_mempool* pool);
 
 }  // namespace ctlb::dataplane
