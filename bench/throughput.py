@@ -942,11 +942,14 @@ def summarize(chosen, results, tsc_hz):
                   if r.get("est_pps") and base_pps.get(r["rep"])]
         fl["ratio"], fl["ratio_min"], fl["ratio_max"] = median_spread(ratios)
         fl["ratio_pairs"] = len(ratios)
-        # A pass costs T x (cycles per packet) during the flood and D x (the baseline's) for its established
-        # packets alone: what is left is the flood SYNs' own cost.
+        # A pass's data phase costs T x (cycles per packet) during the flood and D x (the baseline's) for its
+        # established packets alone: what is left is the flood SYNs' cost. Own cycles: ctlb minus testpmd on the
+        # same capture (net_pcap's copy costs more on the larger flood capture).
         meta = e["meta_flood"]
-        fl["cycles_per_flood_syn"] = ((meta["syns"] + meta["data_packets"]) * e["ctlb"]["cycles_per_packet"] -
-                                      meta["data_packets"] * b["cycles_per_packet"]) / meta["syns"]
+        T, D, M = meta["syns"] + meta["data_packets"], meta["data_packets"], meta["syns"]
+        fl["cycles_per_flood_syn"] = (T * e["ctlb"]["cycles_per_packet"] - D * b["cycles_per_packet"]) / M
+        if e.get("ctlb_own_cycles") is not None and base.get("ctlb_own_cycles") is not None:
+            fl["own_cycles_per_flood_syn"] = (T * e["ctlb_own_cycles"] - D * base["ctlb_own_cycles"]) / M
     return rows
 
 
@@ -1186,7 +1189,7 @@ def render_flood(chosen, report):
             if not vals:
                 return "-"
             lo, hi = (min(vals) / unit, max(vals) / unit) if unit != 1 else (min(vals), max(vals))
-            return fmt(lo) if lo == hi else f"{fmt(lo)}-{fmt(hi)}"
+            return fmt(lo) if fmt(lo) == fmt(hi) else f"{fmt(lo)}-{fmt(hi)}"
 
         mib = lambda v: f"{v:.0f}"  # noqa: E731
         limit = fl["limit"]
@@ -1194,8 +1197,10 @@ def render_flood(chosen, report):
                      fmt_rate(c["mpps"], c["mpps_min"], c["mpps_max"]),
                      fmt_rate(fl["est_mpps"], fl["est_mpps_min"], fl["est_mpps_max"]),
                      (f"{fl['ratio']:.3f} ({fl['ratio_min']:.3f}-{fl['ratio_max']:.3f})" if fl.get("ratio") else "-"),
-                     f"{c['cycles_per_packet']:.0f}",
-                     f"{fl['cycles_per_flood_syn']:.0f}" if fl.get("cycles_per_flood_syn") else "-",
+                     f"{c['cycles_per_packet']:.0f}" + (f" (+{e['ctlb_own_cycles']:.0f})" if e.get("ctlb_own_cycles")
+                                                        else ""),
+                     (f"{fl['cycles_per_flood_syn']:.0f}" if fl.get("cycles_per_flood_syn") else "-") +
+                     (f" (+{fl['own_cycles_per_flood_syn']:.0f})" if fl.get("own_cycles_per_flood_syn") else ""),
                      span("flood_syns_received"), span("flows_ESTABLISHED"), span("flows_half_open"),
                      span("flows_evicted"), span("new_flows_rate_limited"), span("untracked_table_full"),
                      span("table_bytes", 1 << 20, mib),
@@ -1216,7 +1221,8 @@ def render_flood(chosen, report):
                  "the established flows per second (intervals inside the data rounds); est. vs baseline: that over "
                  "the rate of the baseline run of the same repetition (every packet established there), median "
                  "(min-max) of those ratios. cycles/flood SYN: (packets of a "
-                 "pass x cycles/pkt - its established packets x the baseline's cycles/pkt) / flood SYNs. Counters: "
+                 "pass's data phase x cycles/pkt - its established packets x the baseline's cycles/pkt) / flood "
+                 "SYNs; (+N): the same with ctlb's own cycles (ctlb minus testpmd on the same capture). Counters: "
                  "ctlb's at the end of each run (min-max). tables: the flow tables' memzones; heap: the DPDK "
                  "process's allocated hugepage memory when the window starts and at its end (bounded: equal).")
     return lines
