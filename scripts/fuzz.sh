@@ -150,7 +150,7 @@ for t in "${TARGETS[@]}"; do
   cp -n "$seeds"/* "$work"/ 2>/dev/null || true
   logf=$BUILD/fuzz-$t.log
   args=(-max_len="$(max_len "$t")" -timeout=25 -rss_limit_mb=2048 -print_final_stats=1
-        -interrupted_exitcode=130 -artifact_prefix="$artifacts/" "$work")
+        -artifact_prefix="$artifacts/" "$work")
   [[ -n $SECONDS_EACH ]] && args=(-max_total_time="$SECONDS_EACH" "${args[@]}")
   ((JOBS > 1)) && args=(-fork="$JOBS" -ignore_crashes=0 -ignore_ooms=0 -ignore_timeouts=0 "${args[@]}")
   if [[ -n $SECONDS_EACH ]]; then how="$SECONDS_EACH s"; else how="until interrupted (Ctrl-C)"; fi
@@ -173,10 +173,10 @@ for t in "${TARGETS[@]}"; do
   corpus=$(find "$work" -type f | wc -l)
   line=$(printf '%-8s execs %-10s exec/s %-7s cov %-6s ft %-7s corpus %s' "$t" "$execs" "$speed" "$cov" "$ft" "$corpus")
   after=$(find "$artifacts" -type f | wc -l)
-  # libFuzzer exits 0 at -max_total_time, 130 (as asked) when interrupted,
-  # and non-zero after writing the reproducer of a crash, leak, timeout or
-  # out-of-memory input.
-  if { ((rc != 0)) && ! { ((interrupted)) && ((rc == 130)); }; } || ((after > before)); then
+  # libFuzzer exits 0 at -max_total_time, 72 when interrupted (SIGINT), and
+  # otherwise non-zero after writing the reproducer of a crash, leak,
+  # timeout or out-of-memory input.
+  if { ((rc != 0)) && ! { ((interrupted)) && ((rc == 72)); }; } || ((after > before)); then
     repro=$(grep -o "Test unit written to .*" "$logf" | tail -1 | sed 's/Test unit written to //')
     [[ -z $repro ]] && repro=$(ls -t "$artifacts"/* 2>/dev/null | head -1)
     failed+=("$t")
@@ -194,7 +194,7 @@ for t in "${TARGETS[@]}"; do
   fi
 done
 
-echo "fuzz summary (${SECONDS_EACH:-unlimited} s per target, libFuzzer + ASan + UBSan):"
+echo "fuzz summary (${SECONDS_EACH:+$SECONDS_EACH s per target, }libFuzzer + ASan + UBSan):"
 for t in "${TARGETS[@]}"; do echo "  ${summary[$t]}"; done
 if ((${#failed[@]})); then
   echo "fuzz: FAILED: ${failed[*]} (reproducers in $BUILD/artifacts/)"
