@@ -38,6 +38,10 @@
 //    SYN, at a SYN-ACK answering an ignored SYN (the kernel restarts both
 //    directions from it, whatever the window check says next), and for the
 //    overshoot work-around (IgnoredOvershoot / Liberal);
+//  - a new or re-opened connection reports no backend; any other segment,
+//    also one that ends its connection, reports the backend the load
+//    balancer's step stored in the entry (the harness stores one, as the
+//    worker does, right after a new connection's segment);
 //  - an expiry request frees only an expired, unchanged entry (which is
 //    then not findable) and leaves any other entry untouched; after a sweep
 //    no expired entry is left.
@@ -369,6 +373,13 @@ class Harness {
       compare_results(ra, rb, "track");
       if (views_[i].family == packet::IpFamily::V4) check_segment<flow::V4>(a4_.table, prev4_, views_[i], ra);
       else check_segment<flow::V6>(a6_.table, prev6_, views_[i], ra);
+      // The load balancer's step: a new connection gets a backend, written
+      // before the next segment of the burst is tracked.
+      if (ra.handle != flow::kNoHandle && ra.backend == flow::kNoBackend) {
+        const auto backend = static_cast<std::uint16_t>(ra.hash % 1000);
+        a_.set_backend(views_[i].family, ra.handle, backend);
+        b_.set_backend(views_[i].family, rb.handle, backend);
+      }
       after_op("track");
     });
     pending_ = 0;
@@ -523,6 +534,12 @@ class Harness {
       if (r.reason != tcp::Reason::Reopened) check_windows(was->entry, now->entry.track, v, r);
     }
     if (!was && now) FUZZ_CHECK(prev_counters_.flows_created + 1 == c.flows_created, "a new entry not counted");
+    // The backend: none for a new (or re-opened) connection, else the
+    // entry's, also when the segment ended the connection.
+    const bool fresh = !was || r.reason == tcp::Reason::Reopened || (now && now->handle != was->handle);
+    if (fresh) FUZZ_CHECK(r.backend == flow::kNoBackend, "a new connection reports backend %u", r.backend);
+    else FUZZ_CHECK(r.backend == was->cold.backend, "result backend %u, the connection's is %u", r.backend,
+                    was->cold.backend);
 
     // Every other connection: untouched, or evicted/reclaimed in its favour.
     int vanished = 0;
