@@ -77,13 +77,14 @@ struct EvictionPolicy {
 
   // Half-open first (what a SYN flood fills the table with; the oldest of
   // the two buckets goes), then closed and closing, then unassured
-  // ESTABLISHED; never an assured ESTABLISHED.
+  // ESTABLISHED and assured connections back in a handshake state (a
+  // re-synchronisation); never an assured ESTABLISHED.
   static int score(const tcp::Status& st) noexcept {
     using tcp::CtState;
     switch (static_cast<CtState>(st.ct_state)) {
       case CtState::SynSent:
       case CtState::SynSent2:
-      case CtState::SynRecv: return 6;
+      case CtState::SynRecv: return st.assured ? 1 : 6;  // assured: a connection re-synchronising, not a flood's
       case CtState::Close: return 5;
       case CtState::TimeWait: return 4;
       case CtState::LastAck:

@@ -404,6 +404,9 @@ TEST(FlowTableFull, EvictionScores) {
   EXPECT_EQ(score(CtState::LastAck, false), score(CtState::FinWait, false));
   EXPECT_EQ(score(CtState::CloseWait, false), score(CtState::FinWait, false));
   EXPECT_GT(score(CtState::FinWait, false), score(CtState::Established, false));
+  // An assured connection back in SYN_RECV is re-synchronising, not a flood's.
+  EXPECT_LT(score(CtState::SynRecv, true), score(CtState::FinWait, false));
+  EXPECT_GE(score(CtState::SynRecv, true), 0);
   EXPECT_GE(score(CtState::Established, false), 0);
   EXPECT_LT(score(CtState::Established, true), 0);
 }
