@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
 # The README's test command: installs what is missing (Debian 12, as root),
-# prepares hugepages, builds, and runs the whole suite with `meson test`.
-# Idempotent: a second run installs nothing and rebuilds only what changed.
+# prepares hugepages, builds, and runs the whole suite with `meson test`;
+# then the hardening stages of issue 6: the unit, config, integration and
+# other suites again in an ASan+UBSan build (scripts/sanitize.sh), and every
+# libFuzzer target for a bounded time (scripts/fuzz.sh, CTLB_FUZZ_SECONDS
+# each, default 60). Idempotent: a second run installs nothing and rebuilds
+# only what changed.
 #
 #   scripts/test.sh [--build-dir DIR] [meson test arguments...]
+#
+# With meson test arguments (e.g. `--suite unit`) only that part of the main
+# build's suite runs, without the hardening stages. CTLB_HARDENING=0 skips
+# them too.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -43,4 +51,20 @@ with open(sys.argv[1]) as f:
 failed = counts["FAIL"] + counts["TIMEOUT"] + counts["ERROR"] + counts["UNEXPECTEDPASS"]
 print(f"{counts['OK'] + counts['EXPECTEDFAIL']} passed, {failed} failed, {counts['SKIP']} skipped")
 PY
+
+if (($# == 0)) && [[ ${CTLB_HARDENING:-1} != 0 ]]; then
+  stage() {
+    local name=$1 start=$SECONDS
+    shift
+    ctlb_log "hardening stage: $name"
+    if "$@"; then
+      printf 'hardening: %s passed (%d s)\n' "$name" $((SECONDS - start))
+    else
+      printf 'hardening: %s FAILED (%d s)\n' "$name" $((SECONDS - start))
+      rc=1
+    fi
+  }
+  stage "sanitizers (ASan+UBSan)" bash scripts/sanitize.sh
+  stage "fuzzing (${CTLB_FUZZ_SECONDS:-60} s per target)" bash scripts/fuzz.sh --seconds "${CTLB_FUZZ_SECONDS:-60}"
+fi
 exit $rc
