@@ -40,8 +40,9 @@ Replay a reproducer: build-fuzz/tests/fuzz/fuzz_<target> FILE
 bug's reproducer goes into tests/fuzz/corpus/<target>/, named after the bug,
 so that `meson test --suite fuzz` replays it on every build.
 
-Environment: CXX (default clang++-14, else clang++), CTLB_FUZZ_TRACE=1
-(fuzz_tracker prints one line per segment).
+Environment: CXX (default clang++-14, else clang++), CTLB_FUZZ_BUILD (the
+build directory, default build-fuzz), CTLB_FUZZ_TRACE=1 (fuzz_tracker prints
+one line per segment).
 EOF
 }
 
@@ -89,7 +90,7 @@ if ! command -v "$CXX" >/dev/null; then
   log "$CXX not found: install clang-14 and libclang-rt-14-dev (scripts/lib.sh lists them)"
   exit 2
 fi
-BUILD=$ROOT/build-fuzz
+BUILD=${CTLB_FUZZ_BUILD:-$ROOT/build-fuzz}
 cd "$ROOT"
 if [[ ! -f $BUILD/build.ninja ]]; then
   log "configuring $BUILD with $CXX"
@@ -152,6 +153,8 @@ for t in "${TARGETS[@]}"; do
   args=(-max_len="$(max_len "$t")" -timeout=25 -rss_limit_mb=2048 -print_final_stats=1
         -artifact_prefix="$artifacts/" "$work")
   [[ -n $SECONDS_EACH ]] && args=(-max_total_time="$SECONDS_EACH" "${args[@]}")
+  # Keys and values of the format (YAML keys, request fields) where one exists.
+  [[ -f $ROOT/tests/fuzz/$t.dict ]] && args=(-dict="$ROOT/tests/fuzz/$t.dict" "${args[@]}")
   ((JOBS > 1)) && args=(-fork="$JOBS" -ignore_crashes=0 -ignore_ooms=0 -ignore_timeouts=0 "${args[@]}")
   if [[ -n $SECONDS_EACH ]]; then how="$SECONDS_EACH s"; else how="until interrupted (Ctrl-C)"; fi
   log "$t: $how, corpus $work (log $logf)"
