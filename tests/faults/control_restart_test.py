@@ -24,7 +24,6 @@ observation window (step 2) is bounded by the timeout it observes.
 usage: control_restart_test.py CTLB_DATAPLANE CTLB_CONTROL CTLBCTL
 """
 
-import json
 import os
 import shutil
 import signal
@@ -156,11 +155,6 @@ class Procs:
                 p.wait()
 
 
-def ctlbctl_stats(ctlbctl, sock):
-    r = subprocess.run([ctlbctl, "stats", "--json", "--socket", sock], capture_output=True, text=True)
-    return json.loads(r.stdout)["stats"] if r.returncode == 0 else None
-
-
 def main():
     if len(sys.argv) != 4:
         print(__doc__)
@@ -194,7 +188,7 @@ def main():
                                 "--interval-ms", str(INTERVAL_MS)], stdout=ctl_log, stderr=subprocess.STDOUT)
 
         ctl = start_control()
-        faultlib.wait_until(lambda: ctlbctl_stats(ctlbctl, sock), 20, "ctlb-control to answer")
+        ctlbtest.wait_until(lambda: ctlbtest.ctlbctl_stats(ctlbctl, sock), 20, "ctlb-control to answer")
         server = procs.start(["ip", "netns", "exec", TOPO.server, sys.executable, "-c", SERVER_CODE],
                              stdout=subprocess.PIPE, text=True)
         assert server.stdout.readline().strip() == "listening"
@@ -212,10 +206,10 @@ def main():
         # 1. Connections that must outlive the control process.
         for cmd, port in (("hold", 41001), ("hold", 41002), ("open", 42001), ("open", 42002)):
             do(cmd, port)
-        faultlib.wait_until(lambda: (lambda s: s and s["flows_CLOSE_WAIT"] == 2 and s["flows_ESTABLISHED"] == 2)(
-            ctlbctl_stats(ctlbctl, sock)), 10, "2 CLOSE_WAIT and 2 ESTABLISHED")
+        ctlbtest.wait_until(lambda: (lambda s: s and s["flows_CLOSE_WAIT"] == 2 and s["flows_ESTABLISHED"] == 2)(
+            ctlbtest.ctlbctl_stats(ctlbctl, sock)), 10, "2 CLOSE_WAIT and 2 ESTABLISHED")
         before = faultlib.table_flows(ctlbctl, sock)
-        stats0 = ctlbctl_stats(ctlbctl, sock)
+        stats0 = ctlbtest.ctlbctl_stats(ctlbctl, sock)
         check(sorted(s for s, _, _ in before.values()) == ["CLOSE_WAIT", "CLOSE_WAIT", "ESTABLISHED", "ESTABLISHED"],
               f"before the kill: {len(before)} connections {sorted(before.values())}")
 
@@ -252,12 +246,12 @@ def main():
         # 3. Restart: same tables, counters continue, the ager resumes.
         t_restart = time.monotonic()
         ctl = start_control()
-        s1 = faultlib.wait_until(lambda: ctlbctl_stats(ctlbctl, sock), 20, "the restarted ctlb-control to answer")
+        s1 = ctlbtest.wait_until(lambda: ctlbtest.ctlbctl_stats(ctlbctl, sock), 20, "the restarted ctlb-control to answer")
         check(all(s1[k] >= t3[k] for k in moving + ["flows_created"]) and s1["flows_created"] == stats0["flows_created"] + 5,
               "restarted control: the counters continue, not reset: " +
               ", ".join(f"{k} {stats0[k]} -> {s1[k]}" for k in moving + ["flows_created"]))
-        s2 = faultlib.wait_until(lambda: (lambda s: s if s["flows_TIME_WAIT"] == 0 else None)(
-            ctlbctl_stats(ctlbctl, sock)), 10, "the restarted ager to expire the TIME_WAIT entries")
+        s2 = ctlbtest.wait_until(lambda: (lambda s: s if s["flows_TIME_WAIT"] == 0 else None)(
+            ctlbtest.ctlbctl_stats(ctlbctl, sock)), 10, "the restarted ager to expire the TIME_WAIT entries")
         aged = time.monotonic() - t_restart
         check(s2["flows_expired"] == stats0["flows_expired"] + 5 and s2["ager_scans"] >= 1,
               f"restarted control: the ager resumed and expired the 5 entries that timed out while it was dead "
@@ -269,10 +263,10 @@ def main():
         # 4. Tracking under the new control.
         do("close", 42001)
         t_close = time.monotonic()
-        faultlib.wait_until(lambda: ctlbctl_stats(ctlbctl, sock)["flows_TIME_WAIT"] == 1, 10,
+        ctlbtest.wait_until(lambda: ctlbtest.ctlbctl_stats(ctlbctl, sock)["flows_TIME_WAIT"] == 1, 10,
                             "the closed connection in TIME_WAIT")
-        s3 = faultlib.wait_until(lambda: (lambda s: s if s["flows_TIME_WAIT"] == 0 else None)(
-            ctlbctl_stats(ctlbctl, sock)), TIME_WAIT_S + 5, "the new control to age it")
+        s3 = ctlbtest.wait_until(lambda: (lambda s: s if s["flows_TIME_WAIT"] == 0 else None)(
+            ctlbtest.ctlbctl_stats(ctlbctl, sock)), TIME_WAIT_S + 5, "the new control to age it")
         took = time.monotonic() - t_close
         do("ping", 42002)
         rows = faultlib.table_flows(ctlbctl, sock)

@@ -1,7 +1,7 @@
 """Shared pieces of the fault tests (issue 6, item 5): frames and captures
 built here (TCP connections with exact sequence numbers, UDP filler), the
-check/report convention, polling with a deadline. The dataplane runner,
-telemetry client, pcap I/O and clean-up come from tests/integration/ctlbtest.py.
+check/report convention. The dataplane runner, telemetry client, pcap I/O,
+polling with a deadline and clean-up come from tests/integration/ctlbtest.py.
 Standard library only."""
 
 import json
@@ -9,7 +9,6 @@ import os
 import struct
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import ctlbtest  # noqa: E402,F401  (re-exported for the tests)
@@ -40,18 +39,6 @@ class Checks:
     def finish(self):
         print(f"{self.passed} passed, {len(self.failures)} failed")
         return 1 if self.failures else 0
-
-
-def wait_until(predicate, timeout, what, interval=0.02):
-    """Polls predicate() until it returns a true value (returned) or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 def _ipv4(src, dst, proto, ident, payload):

@@ -33,11 +33,9 @@ at half the writers' rate fills it just as surely.)
 usage: ring_pool_test.py CTLB_DATAPLANE CTLB_CONTROL CTLBCTL
 """
 
-import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -90,14 +88,6 @@ control:
 check = faultlib.Checks()
 
 
-def free_tcp_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def settled(tcp_frames):
     """The run is over when every capture has been read to its end and the
     ring has drained (device counters included: rx_nombuf frames are read
@@ -115,7 +105,7 @@ def settled(tcp_frames):
 
 def start(dataplane, tmp, name, mbufs, cache):
     prefix = f"ctlb-fp-{name}-{PID}"
-    cfg = CONFIG.format(prefix=prefix, mbufs=mbufs, cache=cache, tmp=tmp, metrics=free_tcp_port())
+    cfg = CONFIG.format(prefix=prefix, mbufs=mbufs, cache=cache, tmp=tmp, metrics=ctlbtest.free_tcp_port())
     return ctlbtest.Dataplane(dataplane, cfg, tmp, prefix)
 
 
@@ -185,11 +175,6 @@ def ring_full(dataplane, ctlbctl, tmp, tcp_frames):
     tcp_states(final, ctlbctl, os.path.join(tmp, "tcp.pcap"), name)
 
 
-def stats_json(ctlbctl, sock):
-    r = subprocess.run([ctlbctl, "stats", "--json", "--socket", sock], capture_output=True, text=True)
-    return json.loads(r.stdout)["stats"] if r.returncode == 0 else None
-
-
 def pool_exhausted(dataplane, control, ctlbctl, tmp, tcp_frames):
     name = "mbuf pool exhausted"
     dp = start(dataplane, tmp, "pool", 1023, 0)
@@ -204,7 +189,7 @@ def pool_exhausted(dataplane, control, ctlbctl, tmp, tcp_frames):
         # device counters too: ctlbctl stats (JSON and text) and Prometheus.
         ctl = subprocess.Popen([control, "--config", dp.config], stdout=open(os.path.join(tmp, "control.log"), "w"),
                                stderr=subprocess.STDOUT)
-        shown = faultlib.wait_until(lambda: stats_json(ctlbctl, sock), 20, "ctlb-control to answer")
+        shown = ctlbtest.wait_until(lambda: ctlbtest.ctlbctl_stats(ctlbctl, sock), 20, "ctlb-control to answer")
         text = subprocess.run([ctlbctl, "stats", "--socket", sock], capture_output=True, text=True).stdout
         table = faultlib.table_flows(ctlbctl, sock)
         metrics_addr = [l.split()[1] for l in open(dp.config) if l.strip().startswith("metrics:")][0]

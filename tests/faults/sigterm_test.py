@@ -21,7 +21,6 @@ runs of four).
 usage: sigterm_test.py CTLB_DATAPLANE
 """
 
-import glob
 import os
 import shutil
 import signal
@@ -65,16 +64,6 @@ check = faultlib.Checks()
 DROPS = ("port_east_tx_dropped", "dropped_invalid", "dropped_no_peer", "handover_dropped")
 
 
-def leftovers(prefix):
-    found = glob.glob(f"/var/run/dpdk/{prefix}")
-    with open("/proc/mounts") as f:
-        for line in f:
-            _dev, mount, fstype = line.split()[:3]
-            if fstype == "hugetlbfs":
-                found += glob.glob(os.path.join(mount, f"{prefix}map_*"))
-    return found
-
-
 def run(dataplane, tmp, capture, workers, round_):
     name = f"SIGTERM under load, {workers} worker{'s' if workers > 1 else ''}, run {round_}"
     prefix = f"ctlb-fs-{workers}-{round_}-{PID}"
@@ -90,7 +79,7 @@ def run(dataplane, tmp, capture, workers, round_):
         dp.proc.send_signal(signal.SIGTERM)
         rc = dp.proc.wait(timeout=30)
         took = time.monotonic() - t0
-        left = leftovers(prefix)
+        left = ctlbtest.dpdk_leftovers(prefix)
         _, final = dp.stop()  # the process has exited: parses the final counters only
     finally:
         dp.kill()

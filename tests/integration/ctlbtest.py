@@ -33,6 +33,72 @@ def require_dpdk_environment():
         skip(f"needs at least 256 MiB of free hugepages, {free >> 20} MiB free (scripts/test.sh reserves them)")
 
 
+def wait_until(predicate, timeout, what, interval=0.02):
+    """Polls predicate() until it returns a true value, which is returned;
+    raises TimeoutError naming `what` once `timeout` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_tcp_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now (the kernel's
+    choice), e.g. for ctlb-control's metrics listener."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ctlbctl_json(ctlbctl, sock, *args):
+    """Runs `ctlbctl ARGS --json --socket SOCK` and returns its parsed answer;
+    raises RuntimeError (exit code and stderr) when ctlbctl fails."""
+    r = subprocess.run([ctlbctl, *args, "--json", "--socket", sock], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"ctlbctl {' '.join(args)}: exit {r.returncode}: {r.stderr.strip()}")
+    return json.loads(r.stdout)
+
+
+def ctlbctl_stats(ctlbctl, sock):
+    """The counters of `ctlbctl stats --json` as a dict, or None while
+    ctlb-control does not answer (ctlbctl exits non-zero)."""
+    try:
+        return ctlbctl_json(ctlbctl, sock, "stats")["stats"]
+    except RuntimeError:
+        return None
+
+
+def scrape_prometheus(address):
+    """GET http://ADDRESS/metrics (ADDRESS: host:port) and return {series: value},
+    series being the metric name with its labels as exposed."""
+    import urllib.request
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+def dpdk_leftovers(prefix):
+    """What DPDK processes of this file prefix left behind: the runtime
+    directory and hugepage files (empty once cleaned up)."""
+    import glob
+    left = glob.glob(f"/var/run/dpdk/{prefix}")
+    with open("/proc/mounts") as f:
+        for line in f:
+            _dev, mount, fstype = line.split()[:3]
+            if fstype == "hugetlbfs":
+                left += glob.glob(os.path.join(mount, f"{prefix}map_*"))
+    return left
+
+
 def ones_complement_sum(data):
     """RFC 1071 sum of 16-bit words, folded: 0xFFFF over a block that holds
     its own valid checksum."""
