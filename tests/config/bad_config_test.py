@@ -12,7 +12,6 @@ config_test (tests/config/config_test.cpp).
 usage: bad_config_test.py CTLB_DATAPLANE
 """
 
-import glob
 import os
 import re
 import subprocess
@@ -97,16 +96,6 @@ def cpu_list(cpus):
     return ",".join(out)
 
 
-def dpdk_leftovers(prefix):
-    left = glob.glob(f"/var/run/dpdk/{prefix}")
-    with open("/proc/mounts") as f:
-        for line in f:
-            _dev, mount, fstype = line.split()[:3]
-            if fstype == "hugetlbfs":
-                left += glob.glob(os.path.join(mount, f"{prefix}map_*"))
-    return left
-
-
 def run_bad(dataplane, tmp, case, text, expected, **kw):
     """Runs the dataplane on `text`; expects exit 1 and exactly one stderr
     line: `expected` (a str, or a function of the line that returns a
@@ -118,7 +107,7 @@ def run_bad(dataplane, tmp, case, text, expected, **kw):
     try:
         r = subprocess.run([dataplane, "--config", path], capture_output=True, text=True, timeout=60)
     finally:
-        left = dpdk_leftovers(prefix)
+        left = ctlbtest.dpdk_leftovers(prefix)
         ctlbtest.remove_dpdk_files(prefix)
     lines = r.stderr.splitlines()
     if callable(expected):

@@ -20,16 +20,13 @@ rounds of the 64 connections, against a table of 1024 IPv4 entries.
 usage: syn_flood_test.py CTLB_DATAPLANE CTLB_CONTROL CTLBCTL
 """
 
-import json
 import os
 import random
-import socket
 import struct
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import ctlbtest  # noqa: E402
@@ -129,34 +126,6 @@ def make_capture():
     return frames, flood
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def ctlbctl_stats(ctlbctl, sock, deadline):
-    while True:
-        r = subprocess.run([ctlbctl, "stats", "--json", "--socket", sock], capture_output=True, text=True)
-        if r.returncode == 0:
-            return json.loads(r.stdout)["stats"]
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"ctlbctl stats: exit {r.returncode}: {r.stderr.strip()}")
-        time.sleep(0.05)
-
-
-def prometheus(port):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        out = {}
-        for line in r.read().decode().splitlines():
-            if line and not line.startswith("#"):
-                name, value = line.rsplit(" ", 1)
-                out[name] = float(value)
-        return out
-
-
 def run(name, binaries, frames, flood, limit):
     dataplane, control, ctlbctl = binaries
     prefix = f"ctlb-flood-{os.getpid()}"
@@ -167,7 +136,7 @@ def run(name, binaries, frames, flood, limit):
         empty = os.path.join(tmp, "empty.pcap")
         ctlbtest.write_pcap(empty, [])
         sock = os.path.join(tmp, "control.sock")
-        metrics = free_port()
+        metrics = ctlbtest.free_tcp_port()
         limit_text = f"  new_flow_limit: {{rate: {limit[0]}, burst: {limit[1]}}}\n" if limit else ""
         cfg = CONFIG.format(prefix=prefix, capture=capture, empty=empty, capacity=CAPACITY, limit=limit_text,
                             west_out=os.path.join(tmp, "west_out.pcap"), east_out=os.path.join(tmp, "east_out.pcap"),
@@ -183,8 +152,8 @@ def run(name, binaries, frames, flood, limit):
             elapsed = time.monotonic() - t0  # an upper bound of the time the tokens had to refill
             ctl = subprocess.Popen([control, "--config", dp.config], stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
-            st = ctlbctl_stats(ctlbctl, sock, time.monotonic() + 30)
-            prom = prometheus(metrics)
+            st = ctlbtest.wait_until(lambda: ctlbtest.ctlbctl_stats(ctlbctl, sock), 30, "ctlbctl stats to answer")
+            prom = ctlbtest.scrape_prometheus(f"127.0.0.1:{metrics}")
             ctl.terminate()
             ctl.wait(timeout=10)
             rc, final = dp.stop()
