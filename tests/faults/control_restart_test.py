@@ -246,7 +246,8 @@ def main():
         # 3. Restart: same tables, counters continue, the ager resumes.
         t_restart = time.monotonic()
         ctl = start_control()
-        s1 = ctlbtest.wait_until(lambda: ctlbtest.ctlbctl_stats(ctlbctl, sock), 20, "the restarted ctlb-control to answer")
+        s1 = ctlbtest.wait_until(lambda: ctlbtest.ctlbctl_stats(ctlbctl, sock), 20,
+                                 "the restarted ctlb-control to answer")
         check(all(s1[k] >= t3[k] for k in moving + ["flows_created"]) and s1["flows_created"] == stats0["flows_created"] + 5,
               "restarted control: the counters continue, not reset: " +
               ", ".join(f"{k} {stats0[k]} -> {s1[k]}" for k in moving + ["flows_created"]))

@@ -40,7 +40,6 @@ usage: reload_test.py CTLB_DATAPLANE CTLB_CONTROL CTLBCTL
 """
 
 import ctypes
-import glob
 import json
 import os
 import shutil
@@ -51,7 +50,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import ctlbtest  # noqa: E402
@@ -78,17 +76,6 @@ def check(cond, message):
     else:
         failures.append(message)
         print(f"FAIL: {message}")
-
-
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 # ---------------------------------------------------------------- namespace
@@ -327,7 +314,7 @@ class Control:
                 return self.api("ping").get("ok")
             except OSError:
                 return False
-        wait_until(up, 30, "ctlb-control to answer")
+        ctlbtest.wait_until(up, 30, "ctlb-control to answer")
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -359,10 +346,7 @@ class Control:
         return subprocess.run([self.ctlbctl, *args, "--socket", self.sock], capture_output=True, text=True)
 
     def json(self, *args):
-        r = self.ctl(*args, "--json")
-        if r.returncode != 0:
-            raise RuntimeError(f"ctlbctl {' '.join(args)}: exit {r.returncode}: {r.stderr.strip()}")
-        return json.loads(r.stdout)
+        return ctlbtest.ctlbctl_json(self.ctlbctl, self.sock, *args)
 
     def stats(self):
         return self.json("stats")["stats"]
@@ -392,17 +376,6 @@ def write_config(path, text):
     with open(tmp, "w") as f:
         f.write(text)
     os.replace(tmp, path)
-
-
-def scrape():
-    with urllib.request.urlopen(f"http://{METRICS}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            out[name] = float(value)
-    return out
 
 
 # ---------------------------------------------------------------- the test
@@ -525,7 +498,7 @@ def run(binaries, tmp, wires):
         s = control.stats()
         check((s.get("config_reloads"), s.get("config_reload_errors")) == (1, 4),
               f"stats: config_reloads {s.get('config_reloads')}, config_reload_errors {s.get('config_reload_errors')}")
-        p = scrape()
+        p = ctlbtest.scrape_prometheus(METRICS)
         check((p.get("ctlb_config_reloads_total"), p.get("ctlb_config_reload_errors_total")) == (1, 4),
               f"Prometheus: ctlb_config_reloads_total {p.get('ctlb_config_reloads_total')}, "
               f"ctlb_config_reload_errors_total {p.get('ctlb_config_reload_errors_total')}")
@@ -553,7 +526,7 @@ def run(binaries, tmp, wires):
         be.drain()
         for c, p in burst:
             cl.send(client_frame(c, p, SYN, isn(c, p)))
-        d = wait_until(handled, 10, "the 20 SYNs to be handled")
+        d = ctlbtest.wait_until(handled, 10, "the 20 SYNs to be handled")
         new, limited = d["lb_new_connections"], d["new_flows_rate_limited"]
         seen = be.collect(lambda t: (t[0], t[1]) in set(burst) and t[4] & SYN, new)
         check(5 <= new <= 6 and limited == 20 - new and len(seen) == new,
@@ -570,7 +543,7 @@ def run(binaries, tmp, wires):
                     f"ctlb-control:   vip web: backend {B14}:8080 removed\n"
                     f"ctlb-control:   tracking.new_flow_limit: changed from 1 per second (burst 5) to no limit\n")
         try:
-            wait_until(lambda: want_log in control.output(), 10, "the SIGHUP reload in the log")
+            ctlbtest.wait_until(lambda: want_log in control.output(), 10, "the SIGHUP reload in the log")
             check(True, "SIGHUP: ctlb-control reloads and logs the exact change list")
         except TimeoutError:
             check(False, f"SIGHUP: the log has the change list; log:\n{control.output()}")
@@ -588,7 +561,8 @@ def run(binaries, tmp, wires):
         before = (structure(control.json("lb")), control.digest())
         errors0 = control.stats()["config_reload_errors"]
         control.proc.send_signal(signal.SIGHUP)
-        wait_until(lambda: control.stats()["config_reload_errors"] == errors0 + 1, 10, "the refused SIGHUP reload")
+        ctlbtest.wait_until(lambda: control.stats()["config_reload_errors"] == errors0 + 1, 10,
+                            "the refused SIGHUP reload")
         devargs_at = position(bad_hup, "devargs: net_af_packet1", "net_af_packet1")
         check(f"ctlb-control:   {config}:{devargs_at}: ports[1].devargs: changed from "
               f"net_af_packet1,iface=be1,qpairs=1,blocksz=4096,framesz=2048,framecnt=1024 to "
@@ -632,13 +606,7 @@ def run(binaries, tmp, wires):
 
 def leftovers():
     left = [f"process {p.args}" for p in processes if p.poll() is None]
-    if os.path.exists(f"/var/run/dpdk/{PREFIX}"):
-        left.append(f"/var/run/dpdk/{PREFIX}")
-    with open("/proc/mounts") as f:
-        for line in f:
-            _dev, mount, fstype = line.split()[:3]
-            if fstype == "hugetlbfs":
-                left += glob.glob(os.path.join(mount, f"{PREFIX}map_*"))
+    left += ctlbtest.dpdk_leftovers(PREFIX)
     if NETNS in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout:
         left.append(f"netns {NETNS}")
     return left
