@@ -137,24 +137,6 @@ check = faultlib.Checks()
 TOPO = ctlbtest.VethTopology("ctlbfc", CLIENT, SERVER)
 
 
-class Procs:
-    """Processes this test started, killed by PID at the end."""
-
-    def __init__(self):
-        self.items = []
-
-    def start(self, *args, **kw):
-        p = subprocess.Popen(*args, **kw)
-        self.items.append(p)
-        return p
-
-    def stop_all(self):
-        for p in reversed(self.items):
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-
-
 def main():
     if len(sys.argv) != 4:
         print(__doc__)
@@ -163,7 +145,7 @@ def main():
     if not shutil.which("ethtool"):
         ctlbtest.skip("needs ethtool")
     dataplane, control, ctlbctl = (os.path.abspath(a) for a in sys.argv[1:4])
-    procs = Procs()
+    procs = ctlbtest.Processes()
     tmp = tempfile.mkdtemp(prefix="ctlb-fc-")
     sock = os.path.join(tmp, "control.sock")
     cfg = os.path.join(tmp, "ctlb.yaml")

@@ -57,17 +57,6 @@ def in_ns(ns, *cmd):
     return TOPO.in_ns(ns, *cmd)
 
 
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 CONFIG = f"""mode: inline
 file_prefix: {PREFIX}
 lcores:
@@ -144,22 +133,6 @@ for line in sys.stdin:
 """
 
 
-class Procs:
-    def __init__(self):
-        self.items = []
-
-    def start(self, *args, **kw):
-        p = subprocess.Popen(*args, **kw)
-        self.items.append(p)
-        return p
-
-    def stop_all(self):
-        for p in reversed(self.items):
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-
-
 def ctlbctl(ctlbctl_bin, sock, *args):
     r = subprocess.run([ctlbctl_bin, *args, "--socket", sock], capture_output=True, text=True)
     return r.returncode, r.stdout, r.stderr
@@ -224,7 +197,7 @@ def capture_phase(dataplane, control, ctlbctl_bin, capture, tmp, procs):
     t_done = time.monotonic()
     ctl = procs.start([control, "--config", cfg, "--interval-ms", str(INTERVAL_MS)],
                       stdout=open(os.path.join(tmp, "pcap-control.log"), "w"), stderr=subprocess.STDOUT)
-    first = wait_until(lambda: stats(ctlbctl_bin, sock), 20, "ctlb-control on the capture's dataplane")
+    first = ctlbtest.wait_until(lambda: stats(ctlbctl_bin, sock), 20, "ctlb-control on the capture's dataplane")
     check(first["flows_CLOSE_WAIT"] == expected.get("CLOSE_WAIT", 0) and expected.get("CLOSE_WAIT", 0) >= 1,
           f"the capture's CLOSE_WAIT connections are tracked ({expected.get('CLOSE_WAIT', 0)})")
     rc, out, _ = ctlbctl(ctlbctl_bin, sock, "flows", "--state", "CLOSE_WAIT", "--json")
@@ -233,7 +206,7 @@ def capture_phase(dataplane, control, ctlbctl_bin, capture, tmp, procs):
     check(rc == 0 and flows == half_closed, f"flows --state CLOSE_WAIT finds exactly the capture's half-closed "
                                             f"connections {flows}")
     tw = expected.get("TIME_WAIT", 0)
-    wait_until(lambda: stats(ctlbctl_bin, sock)["flows_TIME_WAIT"] == 0,
+    ctlbtest.wait_until(lambda: stats(ctlbctl_bin, sock)["flows_TIME_WAIT"] == 0,
                TIME_WAIT_S + 2 * INTERVAL_MS / 1000 + 3, "the capture's TIME_WAIT entries to be aged")
     took = time.monotonic() - t_done
     s = stats(ctlbctl_bin, sock)
@@ -254,7 +227,7 @@ def main():
     if not shutil.which("ethtool"):
         ctlbtest.skip("needs ethtool")
     dataplane, control, ctlbctl_bin = (os.path.abspath(a) for a in sys.argv[1:4])
-    procs = Procs()
+    procs = ctlbtest.Processes()
     tmp = tempfile.mkdtemp(prefix="ctlb-ct-")
     sock = os.path.join(tmp, "control.sock")
     try:
@@ -286,7 +259,7 @@ def main():
                                stdout=ctl_log, stderr=subprocess.STDOUT)
 
         ctl = start_control()
-        wait_until(lambda: stats(ctlbctl_bin, sock), 20, "ctlb-control to answer")
+        ctlbtest.wait_until(lambda: stats(ctlbctl_bin, sock), 20, "ctlb-control to answer")
         check(oct(os.stat(sock).st_mode & 0o777) == "0o660", "control socket mode 0660")
 
         server = procs.start(["ip", "netns", "exec", TOPO.server, sys.executable, "-c", SERVER_CODE],
@@ -319,7 +292,7 @@ def main():
         # Two half-closed connections: the server holds them in CLOSE_WAIT.
         request("HOLD", 41001)
         request("HOLD", 41002)
-        wait_until(lambda: (stats(ctlbctl_bin, sock) or {}).get("flows_CLOSE_WAIT") == 2, 10, "2 CLOSE_WAIT")
+        ctlbtest.wait_until(lambda: (stats(ctlbctl_bin, sock) or {}).get("flows_CLOSE_WAIT") == 2, 10, "2 CLOSE_WAIT")
         rc, out, _ = ctlbctl(ctlbctl_bin, sock, "flows", "--state", "CLOSE_WAIT", "--json")
         flows = json.loads(out)["flows"]
         ports = sorted(int(f["flow"].split(" > ")[0].rsplit(":", 1)[1]) for f in flows)
@@ -338,8 +311,8 @@ def main():
         for port in range(42001, 42006):
             request("GET", port)
         t_closed = time.monotonic()
-        wait_until(lambda: stats(ctlbctl_bin, sock)["flows_TIME_WAIT"] == 5, 10, "5 TIME_WAIT")
-        wait_until(lambda: stats(ctlbctl_bin, sock)["flows_TIME_WAIT"] == 0,
+        ctlbtest.wait_until(lambda: stats(ctlbctl_bin, sock)["flows_TIME_WAIT"] == 5, 10, "5 TIME_WAIT")
+        ctlbtest.wait_until(lambda: stats(ctlbctl_bin, sock)["flows_TIME_WAIT"] == 0,
                    TIME_WAIT_S + 2 * INTERVAL_MS / 1000 + 3, "TIME_WAIT entries to be aged")
         aged_after = time.monotonic() - t_closed
         after = stats(ctlbctl_bin, sock)
@@ -350,12 +323,12 @@ def main():
 
         # A new connection on a TIME_WAIT tuple is not aged away.
         request("GET", 43001)
-        wait_until(lambda: stats(ctlbctl_bin, sock)["flows_TIME_WAIT"] == 1, 10, "TIME_WAIT on 43001")
+        ctlbtest.wait_until(lambda: stats(ctlbctl_bin, sock)["flows_TIME_WAIT"] == 1, 10, "TIME_WAIT on 43001")
         request("HOLD", 43001)  # same 4-tuple: the tracker re-opens it
-        s = wait_until(lambda: (lambda x: x if x["flows_CLOSE_WAIT"] == 3 else None)(stats(ctlbctl_bin, sock)), 10,
+        s = ctlbtest.wait_until(lambda: (lambda x: x if x["flows_CLOSE_WAIT"] == 3 else None)(stats(ctlbctl_bin, sock)), 10,
                        "the reused tuple to be tracked again")
         check(s["flows_reopened"] >= 1, "the SYN on the TIME_WAIT tuple re-opened it")
-        wait_until(lambda: stats(ctlbctl_bin, sock)["ager_scans"] >= s["ager_scans"] + int(3 * TIME_WAIT_S * 1000 / INTERVAL_MS),
+        ctlbtest.wait_until(lambda: stats(ctlbctl_bin, sock)["ager_scans"] >= s["ager_scans"] + int(3 * TIME_WAIT_S * 1000 / INTERVAL_MS),
                    30, "ager scans past the TIME_WAIT timeout")
         rc, out, _ = ctlbctl(ctlbctl_bin, sock, "flows", "--port", "43001", "--json")
         rows = json.loads(out)["flows"]
@@ -390,23 +363,23 @@ def main():
         request("GET", 44001)
         check(True, "a connection completes through the dataplane with ctlb-control killed")
         ctl = start_control()
-        wait_until(lambda: stats(ctlbctl_bin, sock), 20, "the restarted ctlb-control to answer")
-        wait_until(lambda: stats(ctlbctl_bin, sock)["flows_TIME_WAIT"] == 0, TIME_WAIT_S + 5,
+        ctlbtest.wait_until(lambda: stats(ctlbctl_bin, sock), 20, "the restarted ctlb-control to answer")
+        ctlbtest.wait_until(lambda: stats(ctlbctl_bin, sock)["flows_TIME_WAIT"] == 0, TIME_WAIT_S + 5,
                    "the restarted control to age the new TIME_WAIT")
         check(True, "the restarted control aged the TIME_WAIT entry")
 
         # The dataplane restarts: the control process re-attaches to the new one.
         rc, final = dpx.stop()
         check(rc == 0 and final.get("invalid", 0) == 0, f"dataplane stops cleanly, no invalid packet (rc {rc})")
-        wait_until(lambda: stats(ctlbctl_bin, sock) is None, 10, "ctlb-control to notice the dataplane stopped")
+        ctlbtest.wait_until(lambda: stats(ctlbctl_bin, sock) is None, 10, "ctlb-control to notice the dataplane stopped")
         dp_log2 = open(os.path.join(tmp, "dp2.log"), "w+")
         dp2 = procs.start(["ip", "netns", "exec", TOPO.dataplane, dataplane, "--config", cfg], stdout=dp_log2, stderr=subprocess.STDOUT)
         dpx.proc, dpx.log = dp2, dp_log2
-        s2 = wait_until(lambda: stats(ctlbctl_bin, sock), 30, "ctlb-control to re-attach to the new dataplane")
+        s2 = ctlbtest.wait_until(lambda: stats(ctlbctl_bin, sock), 30, "ctlb-control to re-attach to the new dataplane")
         check(s2["flows_created"] == 0 and ctl.poll() is None, "ctlb-control re-attached to the restarted dataplane")
         request("GET", 45001)
-        wait_until(lambda: stats(ctlbctl_bin, sock)["flows_TIME_WAIT"] == 1, 10, "a connection on the new dataplane")
-        wait_until(lambda: stats(ctlbctl_bin, sock)["flows_TIME_WAIT"] == 0, TIME_WAIT_S + 5,
+        ctlbtest.wait_until(lambda: stats(ctlbctl_bin, sock)["flows_TIME_WAIT"] == 1, 10, "a connection on the new dataplane")
+        ctlbtest.wait_until(lambda: stats(ctlbctl_bin, sock)["flows_TIME_WAIT"] == 0, TIME_WAIT_S + 5,
                    "aging on the new dataplane")
         check(True, "aging resumed on the restarted dataplane")
 

@@ -46,6 +46,25 @@ def wait_until(predicate, timeout, what, interval=0.02):
         time.sleep(interval)
 
 
+class Processes:
+    """Processes a test started (subprocess.Popen), killed by PID and reaped
+    at the end, the last started first."""
+
+    def __init__(self):
+        self.items = []
+
+    def start(self, *args, **kw):
+        p = subprocess.Popen(*args, **kw)
+        self.items.append(p)
+        return p
+
+    def stop_all(self):
+        for p in reversed(self.items):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
 def free_tcp_port():
     """A TCP port on 127.0.0.1 that nothing listens on right now (the kernel's
     choice), e.g. for ctlb-control's metrics listener."""
