@@ -86,6 +86,11 @@ inline constexpr std::size_t kMaxVips = 64;
 inline constexpr std::size_t kMaxBackends = 1024;  // backend slots over all VIPs
 inline constexpr std::uint32_t kMaxTableSize = 1048573;  // largest Maglev table (a prime)
 inline constexpr std::size_t kMaxVipName = 63;  // longer than any default name ("[IPv6]:PORT")
+// What the shared-memory layout and the LB state hold (shm::kMaxWorkers,
+// shm::kMaxPorts, lb::kMaxPrefixes are these): the loader refuses more.
+inline constexpr std::size_t kMaxWorkers = 64;
+inline constexpr std::size_t kMaxPorts = 16;
+inline constexpr std::size_t kMaxPortAddresses = 4;  // per port, mode lb
 enum class BackendState : std::uint8_t { Active, Draining, Down };
 enum class UnknownFlows : std::uint8_t { Loose, Strict };
 

@@ -333,7 +333,11 @@ void load_port_addresses(const Node& n, Port& p) {
   static constexpr const char* kWhat =
       "a list of the port's own addresses with prefix lengths, like [198.18.1.1/24]";
   const Node list = n.required("addresses", kWhat);
-  for (const Node& an : list.items(kWhat)) p.addresses.push_back(load_prefix(an));
+  for (const Node& an : list.items(kWhat)) {
+    if (p.addresses.size() == kMaxPortAddresses)
+      an.fail("at most " + std::to_string(kMaxPortAddresses) + " addresses per port");
+    p.addresses.push_back(load_prefix(an));
+  }
   if (p.addresses.empty()) list.fail("at least one address (mode lb: the port's own addresses)");
   if (!n.has("gateway")) return;
   for (const Node& gn : gateway_nodes(n)) {
@@ -593,6 +597,7 @@ Config load_node(const YAML::Node& root, const std::string& file) {
     const auto id = static_cast<std::uint32_t>(w.uint(0, 1023));
     if (id == c.main_lcore) w.fail("a worker lcore other than the main lcore");
     if (!seen.insert(id).second) w.fail("an lcore id not already listed");
+    if (c.worker_lcores.size() == kMaxWorkers) w.fail("at most " + std::to_string(kMaxWorkers) + " worker lcores");
     mapped(w, id);
     c.worker_lcores.push_back(id);
   }
@@ -613,6 +618,7 @@ Config load_node(const YAML::Node& root, const std::string& file) {
   std::set<std::string> names;
   const Node ports = top.required("ports", "a list of ports");
   for (const Node& pn : ports.items("a list of ports")) {
+    if (c.ports.size() == kMaxPorts) pn.fail("at most " + std::to_string(kMaxPorts) + " ports");
     Port p = load_port(pn, c.mode);
     if (!names.insert(p.name).second) pn.child("name").fail("a port name not already used");
     // One device per port: a vdev by its name (devargs up to the first ',').

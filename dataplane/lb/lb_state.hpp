@@ -30,8 +30,8 @@ namespace ctlb::lb {
 
 inline constexpr std::uint32_t kMaxVips = static_cast<std::uint32_t>(config::kMaxVips);
 inline constexpr std::uint32_t kMaxSlots = static_cast<std::uint32_t>(config::kMaxBackends);
-inline constexpr std::uint32_t kMaxPorts = 16;
-inline constexpr std::uint32_t kMaxPrefixes = 4;  // per port
+inline constexpr std::uint32_t kMaxPorts = static_cast<std::uint32_t>(config::kMaxPorts);
+inline constexpr std::uint32_t kMaxPrefixes = static_cast<std::uint32_t>(config::kMaxPortAddresses);  // per port
 inline constexpr std::uint16_t kNoPort = 0xffff;
 inline constexpr std::uint32_t kVipIndexSize = 256;    // > 2 x kMaxVips, a power of two
 inline constexpr std::uint32_t kSlotIndexSize = 4096;  // > 2 x kMaxSlots, a power of two
