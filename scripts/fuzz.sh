@@ -34,6 +34,8 @@ are written to build-fuzz/artifacts/<target>/. For each target one line
 gives the executions, exec/s, coverage (cov: edges, ft: features) and the
 corpus size; the script exits 1 if any target failed, printing the
 reproducer's path and how to replay it, 2 on a usage or build error.
+tests/fuzz/<target>.dict, where present, is the target's dictionary.
+scripts/test.sh runs `scripts/fuzz.sh --seconds 60` (no terminal needed).
 
 Replay a reproducer: build-fuzz/tests/fuzz/fuzz_<target> FILE
 (or, in the normal build, build/tests/fuzz/fuzz_<target> FILE). A fixed
