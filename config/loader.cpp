@@ -108,8 +108,10 @@ class Node {
     return out;
   }
 
+  // A NUL ("\0" in a quoted scalar) is refused: the C functions that read
+  // addresses and device names would stop there and ignore the rest.
   std::string str(std::string_view what = "a string") const {
-    if (!n_.IsScalar()) fail(std::string(what));
+    if (!n_.IsScalar() || n_.Scalar().find('\0') != std::string::npos) fail(std::string(what));
     return n_.Scalar();
   }
 

@@ -369,6 +369,7 @@ inline bool parse_endpoint(const std::string& text, config::IpAddr& addr, std::u
     p = text.substr(colon + 1);
   }
   if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos) return false;
+  if (host.find('\0') != std::string::npos) return false;  // inet_pton would ignore what follows it
   const unsigned long v = std::stoul(p);
   if (v == 0 || v > 65535) return false;
   port = static_cast<std::uint16_t>(v);
