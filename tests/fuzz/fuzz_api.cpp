@@ -19,7 +19,8 @@
 //  - a query (anything but a successful backend change) changes nothing in
 //    the LB zone; a refused change leaves the live generation as it was;
 //  - a successful change publishes exactly one new generation (generation
-//    +1, published +1, the other half live);
+//    +1, published +1, the other half live), for a VIP and backend named
+//    without a NUL (which C functions would silently cut short);
 //  - the live LB state stays consistent: every Maglev entry is an active,
 //    weighted backend of its own VIP (none is empty while the VIP has one),
 //    every backend slot is found by its address and port, every VIP by its
@@ -303,6 +304,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                  "a change published %llu generations (answer ok: %d)",
                  static_cast<unsigned long long>(f.zone->published - published), ok);
       check_lb_state(f.live());
+      // What was changed is what was named: no part of a name or address
+      // ignored (a NUL cuts a C string short).
+      const auto req = Json::parse(line);
+      for (const char* key : {"vip", "backend"}) {
+        const Json* v = req ? req->get(key) : nullptr;
+        FUZZ_CHECK(v && v->is_string() && v->as_string().find('\0') == std::string::npos,
+                   "a change was published for a %s with a NUL in it: [%s]", key, line.c_str());
+      }
     } else {
       FUZZ_CHECK(shm::lb_active(*f.zone) == active, "live generation switched without a publish");
       FUZZ_CHECK(std::memcmp(before.data(), zone_bytes + live_at, before.size()) == 0,
