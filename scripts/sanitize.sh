@@ -11,24 +11,36 @@
 # what changed. Exits non-zero when a test fails or when any sanitizer report
 # was written, with a one-line summary of the reports.
 #
-# How the reports are caught. ASAN_OPTIONS/UBSAN_OPTIONS (below) are exported
-# to meson test, which passes them to the tests; the Python integration and
-# e2e tests start ctlb-dataplane, ctlb-control and ctlbctl with the paths
-# meson gives them (this build directory, checked before the run) and an
-# inherited environment. Every report goes to a file under
-# DIR/sanitizer-logs/ (log_path), not only to stderr: a report of a process a
-# test kills, or of one that was expected to fail anyway (a bad config), is
-# then not lost. Any file there fails the run.
+# How the reports are caught. ASAN_OPTIONS/UBSAN_OPTIONS/LSAN_OPTIONS
+# (below) are exported to meson test, which passes them on; the Python
+# integration, e2e, faults, reload and flood tests start ctlb-dataplane,
+# ctlb-control and ctlbctl with the paths meson gives them and an inherited
+# environment. Before the run every executable a test names is checked to be
+# this build's and linked with libasan and libubsan; after it, the number of
+# instrumented processes of each executable that exited normally is printed
+# (ASan's atexit statistics), the proof that they are the ones that ran.
+# Reports go to files under DIR/sanitizer-logs/ (log_path), not only to
+# stderr: a report of a process that was expected to fail anyway (a bad
+# config), or whose output a test does not show, is not lost. Any file there
+# that holds more than ASan's exit statistics fails the run. UBSan's report
+# itself can only go to stderr with gcc (see UBSAN_OPTIONS below); its
+# SUMMARY line reaches the file, and -fno-sanitize-recover=all ends the
+# process at the first one.
 #
-# DPDK under ASan. Debian's librte_* are not instrumented: memory from
-# rte_malloc/rte_mempool/memzones (hugepages) is invisible to ASan, so
-# out-of-bounds accesses inside an mbuf or a memzone are not caught; the
-# heap, stack and globals of our own code are. EAL's default base-virtaddr
-# hint (4 GiB) lies in ASan's shadow gap, which is reserved, so the kernel
-# places the memseg lists elsewhere, in the ordinary mmap area, which is what
-# EAL does anyway when a hint is refused; nothing is mapped at a fixed address
-# in that range, and the secondary (ctlb-control) attaches at the addresses
-# the primary chose. See the ASan options below for what DPDK needs.
+# DPDK under ASan. Debian's librte_* are not instrumented, and memory from
+# rte_malloc/rte_mempool/memzones (hugepages) is invisible to ASan: an
+# out-of-bounds access inside an mbuf or a memzone (flow tables, counters,
+# LB state in ctlb-dataplane) is not caught there; the heap, stack and
+# globals of our own code are, and the unit, fuzz, malformed and flood tests
+# put the same flow tables and LB state on the ASan heap (aligned_alloc), so
+# the table and parser code is checked there. EAL's default base-virtaddr
+# hint (4 GiB) lies in ASan's shadow gap, so the kernel refuses the hint and
+# EAL takes the address it is given ("Base virtual address hint ... not
+# respected", a debug message), as it does whenever a hint is taken; EAL
+# maps nothing with MAP_FIXED there, and the secondary (ctlb-control)
+# attaches at the addresses the primary chose. No EAL argument nor ASan
+# option is needed for that. One leak inside DPDK is suppressed
+# (tests/sanitize/lsan.supp says why); leaks of our own code fail the run.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -54,22 +66,32 @@ SETUP_OPTIONS=(
   -Db_sanitize=address,undefined
   -Db_lundef=false
   -Dbenchmarks=false
-  "-Dcpp_args=-g1 -fno-sanitize-recover=all -fno-omit-frame-pointer -D_GLIBCXX_ASSERTIONS"
+  "-Dcpp_args=-g1 -fsanitize=float-cast-overflow -fno-sanitize-recover=all -fno-omit-frame-pointer -D_GLIBCXX_ASSERTIONS -D_GLIBCXX_SANITIZE_VECTOR"
 )
 
 ctlb_install_packages
 ctlb_setup_hugepages
 
-# Configure once; reconfigure only when this script's options changed.
+build_start=$SECONDS
+# Configure once. When this script's options changed, set the directory up
+# again from nothing (meson keeps options given before, even with --wipe);
+# only a directory this script made (it holds the options stamp) is removed.
 options_stamp="$BUILD_DIR/ctlb-sanitize-options"
+wanted_options=$(printf '%s\n' "${SETUP_OPTIONS[@]}")
+if [[ -f "$BUILD_DIR/build.ninja" && ! -f $options_stamp ]]; then
+  ctlb_log "$BUILD_DIR is a build directory scripts/sanitize.sh did not make; give another --build-dir"
+  exit 2
+fi
+if [[ -f $options_stamp && "$(cat "$options_stamp")" != "$wanted_options" ]]; then
+  ctlb_log "sanitizer build options changed: setting up $BUILD_DIR again"
+  rm -rf "$BUILD_DIR"
+fi
 if [[ ! -f "$BUILD_DIR/build.ninja" ]]; then
   CC=gcc CXX=g++ meson setup "$BUILD_DIR" "${SETUP_OPTIONS[@]}"
-  printf '%s\n' "${SETUP_OPTIONS[@]}" >"$options_stamp"
-elif [[ "$(printf '%s\n' "${SETUP_OPTIONS[@]}")" != "$(cat "$options_stamp" 2>/dev/null)" ]]; then
-  meson configure "$BUILD_DIR" "${SETUP_OPTIONS[@]}"
-  printf '%s\n' "${SETUP_OPTIONS[@]}" >"$options_stamp"
+  printf '%s\n' "$wanted_options" >"$options_stamp"
 fi
 nice -n 5 ninja -C "$BUILD_DIR"
+build_seconds=$((SECONDS - build_start))
 
 LOG_DIR="$PWD/$BUILD_DIR/sanitizer-logs"
 rm -rf "$LOG_DIR"
@@ -88,8 +110,15 @@ mkdir -p "$LOG_DIR"
 #   without MAP_FIXED and so never lands on ASan's shadow (see the header).
 # UBSan: halt_on_error with -fno-sanitize-recover=all: the first report ends
 #   the process with a non-zero exit code, print_stacktrace says where.
+#   With gcc, ASan and UBSan are two runtimes that share one exported
+#   __sanitizer_set_report_path (libasan's, GCC bug 94328): UBSan's log_path
+#   ends up as ASan's, while UBSan's own report still goes to stderr. So
+#   UBSAN_OPTIONS repeats ASan's log_path (another value, or none, would move
+#   or undo ASan's), and print_summary=1 sends UBSan's one-line SUMMARY
+#   through ASan's report file: that line fails the run; the full UBSan
+#   report is in the test's output (or the log of the process it started).
 ASAN_OPTIONS="log_path=$LOG_DIR/asan:log_exe_name=1:atexit=1:detect_leaks=1:check_initialization_order=1:strict_init_order=1:detect_stack_use_after_return=1"
-UBSAN_OPTIONS="log_path=$LOG_DIR/ubsan:log_exe_name=1:halt_on_error=1:print_stacktrace=1"
+UBSAN_OPTIONS="log_path=$LOG_DIR/asan:log_exe_name=1:print_summary=1:halt_on_error=1:print_stacktrace=1"
 LSAN_OPTIONS="suppressions=$PWD/tests/sanitize/lsan.supp:print_suppressions=0"
 export ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
 
@@ -102,8 +131,9 @@ tests = json.loads(subprocess.run(["meson", "introspect", "--tests", build],
                                   check=True, capture_output=True, text=True).stdout)
 bad, checked = [], set()
 for t in tests:
+    cwd = t.get("workdir") or build  # meson runs a test there; relative arguments are from there
     for arg in t["cmd"]:
-        path = os.path.realpath(arg)
+        path = os.path.realpath(os.path.join(cwd, arg))
         if not os.path.isfile(path) or not os.access(path, os.X_OK):
             continue
         with open(path, "rb") as f:
@@ -138,14 +168,16 @@ if (($# == 0)); then
   set -- "${args[@]}"
 fi
 
+test_start=$SECONDS
 set +e
 meson test -C "$BUILD_DIR" --no-rebuild --print-errorlogs --num-processes 2 "$@"
 rc=$?
+test_seconds=$((SECONDS - test_start))
 set -e
 
 # One closing line: test results and sanitizer reports.
 set +e
-/usr/bin/python3 - "$BUILD_DIR/meson-logs/testlog.json" "$LOG_DIR" <<'PY'
+/usr/bin/python3 - "$BUILD_DIR/meson-logs/testlog.json" "$LOG_DIR" "$build_seconds" "$test_seconds" <<'PY'
 import glob, json, os, re, sys
 counts = {}
 with open(sys.argv[1]) as f:
@@ -162,21 +194,27 @@ reports, ran = [], {}
 for path in sorted(glob.glob(os.path.join(sys.argv[2], "*"))):
     with open(path, errors="replace") as f:
         text = f.read()
-    exe = os.path.basename(path).split(".")[1] if os.path.basename(path).count(".") >= 2 else "?"
+    exe = os.path.basename(path).split(".", 1)[-1].rsplit(".", 1)[0]  # asan.EXE.PID
     ran[exe] = ran.get(exe, 0) + 1
     if all(stats_line.match(l) or not l.strip() for l in text.splitlines()):
         continue
-    print(f"==== {path}", file=sys.stderr)
-    print(text, file=sys.stderr)
+    if len(reports) < 3:  # the first ones in full; all of them are in the directory
+        print(f"==== {path}", file=sys.stderr)
+        print(text, file=sys.stderr)
     summary = re.findall(r"^SUMMARY: .*$", text, re.M)
     first = summary[0] if summary else next((l for l in text.splitlines() if "runtime error" in l or "ERROR:" in l),
                                             text.strip().splitlines()[0])
-    reports.append(f"{os.path.basename(path)}: {first.strip()}")
-print("sanitize: instrumented processes that exited normally: " +
-      (", ".join(f"{exe} {n}" for exe, n in sorted(ran.items())) or "none"))
-line = f"sanitize: {passed} passed, {failed} failed, {counts.get('SKIP', 0)} skipped"
+    reports.append(f"{exe}: {first.strip()}")
 if reports:
-    line += f"; {len(reports)} sanitizer report(s): " + " | ".join(reports)
+    print(f"sanitize: all reports: {sys.argv[2]}", file=sys.stderr)
+print("sanitize: instrumented processes seen (exit statistics or a report): " +
+      (", ".join(f"{exe} {n}" for exe, n in sorted(ran.items())) or "none"))
+line = f"sanitize: build {sys.argv[3]} s, tests {sys.argv[4]} s: {passed} passed, {failed} failed, {counts.get('SKIP', 0)} skipped"
+if reports:
+    kinds = {}
+    for r in reports:
+        kinds[r] = kinds.get(r, 0) + 1
+    line += f"; {len(reports)} sanitizer report(s): " + " | ".join(f"{n} x {r}" for r, n in kinds.items())
 else:
     line += "; no sanitizer report"
 print(line)
