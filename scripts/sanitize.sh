@@ -105,7 +105,8 @@ mkdir -p "$LOG_DIR"
 #   at the exit of each such process, and a leak of our own code fails the
 #   run (DPDK's own: tests/sanitize/lsan.supp). check_initialization_order
 #   and strict_init_order catch static-init order bugs;
-#   detect_stack_use_after_return catches a pointer to a dead stack frame.
+#   detect_stack_use_after_return catches a pointer to a dead stack frame;
+#   strict_string_checks checks that strings given to libc are terminated.
 #   Nothing is needed for DPDK's memory: EAL reserves its address space
 #   without MAP_FIXED and so never lands on ASan's shadow (see the header).
 # UBSan: halt_on_error with -fno-sanitize-recover=all: the first report ends
@@ -117,7 +118,7 @@ mkdir -p "$LOG_DIR"
 #   or undo ASan's), and print_summary=1 sends UBSan's one-line SUMMARY
 #   through ASan's report file: that line fails the run; the full UBSan
 #   report is in the test's output (or the log of the process it started).
-ASAN_OPTIONS="log_path=$LOG_DIR/asan:log_exe_name=1:atexit=1:detect_leaks=1:check_initialization_order=1:strict_init_order=1:detect_stack_use_after_return=1"
+ASAN_OPTIONS="log_path=$LOG_DIR/asan:log_exe_name=1:atexit=1:detect_leaks=1:check_initialization_order=1:strict_init_order=1:detect_stack_use_after_return=1:strict_string_checks=1"
 UBSAN_OPTIONS="log_path=$LOG_DIR/asan:log_exe_name=1:print_summary=1:halt_on_error=1:print_stacktrace=1"
 LSAN_OPTIONS="suppressions=$PWD/tests/sanitize/lsan.supp:print_suppressions=0"
 export ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
