@@ -158,6 +158,20 @@ struct Config {
   std::map<std::string, Mark> marks;
 };
 
+// "FILE:LINE:COLUMN" of a key's value in `c`'s file, or of its nearest
+// parent that the file has (a key it does not set, or no longer has), or
+// "FILE" alone.
+inline std::string key_location(const Config& c, std::string key) {
+  for (;;) {
+    const auto at = c.marks.find(key);
+    if (at != c.marks.end())
+      return c.file + ":" + std::to_string(at->second.line) + ":" + std::to_string(at->second.column);
+    const auto cut = key.find_last_of(".[");
+    if (cut == std::string::npos) return c.file;
+    key.resize(cut);
+  }
+}
+
 // One error line about a key, in the loader's format, for what only the
 // host can refuse (config/host_check.hpp, the dataplane's start-up):
 //   FILE:LINE:COLUMN: KEY: expected EXPECTED (found 'VALUE')
@@ -165,16 +179,8 @@ struct Config {
 // does, and its value is the default: (found nothing, the default is VALUE).
 inline std::string key_error(const Config& c, const std::string& key, const std::string& expected,
                              const std::string& value) {
-  auto at = c.marks.find(key);
-  const bool set = at != c.marks.end();
-  for (std::string parent = key; at == c.marks.end() && !parent.empty();) {
-    const auto cut = parent.find_last_of(".[");
-    parent = cut == std::string::npos ? "" : parent.substr(0, cut);
-    at = c.marks.find(parent);
-  }
-  std::string where = c.file;
-  if (at != c.marks.end()) where += ":" + std::to_string(at->second.line) + ":" + std::to_string(at->second.column);
-  return where + ": " + key + ": expected " + expected +
+  const bool set = c.marks.count(key) != 0;
+  return key_location(c, key) + ": " + key + ": expected " + expected +
          (set ? " (found '" + value + "')" : " (found nothing, the default is " + value + ")");
 }
 

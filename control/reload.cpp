@@ -81,22 +81,11 @@ constexpr std::pair<const char*, std::size_t> kTimeoutKeys[] = {
 // "FILE:LINE:COL" of a key in `c`'s file: the key itself, else one of the
 // keys that set it (`alt`), else its nearest ancestor that the file has
 // (a key that is gone from the file), else the file alone.
-std::string where(const config::Config& c, std::string key, std::initializer_list<const char*> alt = {}) {
-  auto at = [&](const std::string& k) -> std::optional<std::string> {
-    const auto it = c.marks.find(k);
-    if (it == c.marks.end()) return std::nullopt;
-    return c.file + ":" + std::to_string(it->second.line) + ":" + std::to_string(it->second.column);
-  };
-  if (auto w = at(key)) return *w;
-  for (const char* a : alt)
-    if (auto w = at(a)) return *w;
-  while (!key.empty()) {
-    const auto cut = key.find_last_of(".[");
-    if (cut == std::string::npos) break;
-    key.resize(cut);
-    if (auto w = at(key)) return *w;
-  }
-  return c.file;
+std::string where(const config::Config& c, const std::string& key, std::initializer_list<const char*> alt = {}) {
+  if (c.marks.count(key) == 0)
+    for (const char* a : alt)
+      if (c.marks.count(a) != 0) return config::key_location(c, a);
+  return config::key_location(c, key);
 }
 
 // Collects the changes to keys that need a restart.
