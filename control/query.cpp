@@ -200,9 +200,7 @@ std::string prometheus_text(const View& v, const std::vector<shm::Stat>& extra) 
              n < 0 ? 0 : static_cast<std::uint64_t>(n));
     }
     {
-      const std::int64_t n = s.tracker.flows_in_state[static_cast<std::size_t>(tcp::CtState::SynSent)] +
-                             s.tracker.flows_in_state[static_cast<std::size_t>(tcp::CtState::SynRecv)] +
-                             s.tracker.flows_in_state[static_cast<std::size_t>(tcp::CtState::SynSent2)];
+      const std::int64_t n = flow::half_open_flows(s.tracker);
       metric(out, "flows_half_open", "gauge",
              "Connections whose handshake has not completed (SYN_SENT, SYN_RECV, SYN_SENT2): what a SYN flood fills "
              "the table with.");

@@ -74,15 +74,11 @@ std::vector<Stat> collect_stats(const Header& h, std::uint32_t first, std::uint3
     out.push_back({"handshake_syn_synack_lt_" + le, sum.tracker.syn_to_synack[b]});
     out.push_back({"handshake_synack_ack_lt_" + le, sum.tracker.synack_to_ack[b]});
   }
-  std::int64_t half_open = 0;
   for (std::size_t i = 1; i < tcp::kCtStateCount; ++i) {
     const std::int64_t v = sum.tracker.flows_in_state[i];
     out.push_back({"flows_" + std::string(tcp::kCtStateNames[i]), v < 0 ? 0 : static_cast<std::uint64_t>(v)});
-    const auto st = static_cast<tcp::CtState>(i);
-    if (st == tcp::CtState::SynSent || st == tcp::CtState::SynRecv || st == tcp::CtState::SynSent2) half_open += v;
   }
-  // What a SYN flood fills the table with: connections whose handshake has
-  // not completed.
+  const std::int64_t half_open = flow::half_open_flows(sum.tracker);
   out.push_back({"flows_half_open", half_open < 0 ? 0 : static_cast<std::uint64_t>(half_open)});
   return out;
 }

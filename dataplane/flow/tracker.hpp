@@ -56,6 +56,15 @@ struct TrackerCounters {
   std::uint64_t synack_to_ack_ms_sum;
 };
 
+// Connections whose handshake has not completed (SYN_SENT, SYN_RECV,
+// SYN_SENT2): what a SYN flood fills the table with. Gauges summed over
+// workers can be briefly negative; so can this.
+inline std::int64_t half_open_flows(const TrackerCounters& c) noexcept {
+  return c.flows_in_state[static_cast<std::size_t>(tcp::CtState::SynSent)] +
+         c.flows_in_state[static_cast<std::size_t>(tcp::CtState::SynRecv)] +
+         c.flows_in_state[static_cast<std::size_t>(tcp::CtState::SynSent2)];
+}
+
 struct TrackResult {
   tcp::Verdict verdict = tcp::Verdict::Accept;
   tcp::Reason reason = tcp::Reason::Ok;
