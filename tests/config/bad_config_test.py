@@ -22,13 +22,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import ctlbtest  # noqa: E402
 
 PID = os.getpid()
-failures = []
-
-
-def check(cond, message):
-    print(("ok: " if cond else "FAIL: ") + message)
-    if not cond:
-        failures.append(message)
+check = ctlbtest.Checks()
+failures = check.failures
+position = ctlbtest.position
 
 
 # {main}, {workers}, {map}: lcores; {port0}: the first port's device line.
@@ -75,13 +71,6 @@ lb:
 {vips}"""
 
 
-def position(text, needle, skip=0):
-    """LINE:COLUMN (from 1) of the first occurrence of needle in text, plus
-    `skip` characters."""
-    at = text.index(needle) + skip
-    line = text.count("\n", 0, at) + 1
-    column = at - (text.rfind("\n", 0, at) + 1) + 1
-    return f"{line}:{column}"
 
 
 def cpu_list(cpus):

@@ -11,34 +11,13 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-import ctlbtest  # noqa: E402,F401  (re-exported for the tests)
+import ctlbtest  # noqa: E402  (also re-exported for the tests)
 
 MAC_A = bytes.fromhex("020000000001")
 MAC_B = bytes.fromhex("020000000002")
 
 
-class Checks:
-    """Collects results: each check prints ok/FAIL; the exit code follows."""
-
-    def __init__(self):
-        self.failures = []
-        self.passed = 0
-
-    def __call__(self, cond, message):
-        if cond:
-            self.passed += 1
-            print(f"ok: {message}", flush=True)
-        else:
-            self.failures.append(message)
-            print(f"FAIL: {message}", flush=True)
-        return cond
-
-    def error(self, e):
-        self(False, f"{type(e).__name__}: {e}")
-
-    def finish(self):
-        print(f"{self.passed} passed, {len(self.failures)} failed")
-        return 1 if self.failures else 0
+Checks = ctlbtest.Checks
 
 
 def _ipv4(src, dst, proto, ident, payload):

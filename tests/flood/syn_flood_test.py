@@ -63,13 +63,8 @@ tracking:
   metrics: 127.0.0.1:{metrics}
 """
 
-failures = []
-
-
-def check(cond, message):
-    if not cond:
-        failures.append(message)
-        print(f"FAIL: {message}", flush=True)
+check = ctlbtest.Checks()
+failures = check.failures
 
 
 def checksum(data):
@@ -146,9 +141,9 @@ def run(name, binaries, frames, flood, limit):
         try:
             t0 = time.monotonic()
             dp.wait_ready()
-            s = dp.wait_for(lambda s: s["port_west_rx_packets"] == n and
-                            s["port_east_tx_packets"] + s["new_flows_rate_limited"] + s["port_east_tx_dropped"] == n,
-                            timeout=60)
+            dp.wait_for(lambda s: s["port_west_rx_packets"] == n and
+                        s["port_east_tx_packets"] + s["new_flows_rate_limited"] + s["port_east_tx_dropped"] == n,
+                        timeout=60)
             elapsed = time.monotonic() - t0  # an upper bound of the time the tokens had to refill
             ctl = subprocess.Popen([control, "--config", dp.config], stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)

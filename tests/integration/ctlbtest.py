@@ -33,6 +33,40 @@ def require_dpdk_environment():
         skip(f"needs at least 256 MiB of free hugepages, {free >> 20} MiB free (scripts/test.sh reserves them)")
 
 
+class Checks:
+    """Collects a test's results: each check prints ok/FAIL, `failures`
+    lists the failed ones, the exit code follows."""
+
+    def __init__(self):
+        self.failures = []
+        self.passed = 0
+
+    def __call__(self, cond, message):
+        if cond:
+            self.passed += 1
+            print(f"ok: {message}", flush=True)
+        else:
+            self.failures.append(message)
+            print(f"FAIL: {message}", flush=True)
+        return cond
+
+    def error(self, e):
+        self(False, f"{type(e).__name__}: {e}")
+
+    def finish(self):
+        print(f"{self.passed} passed, {len(self.failures)} failed")
+        return 1 if self.failures else 0
+
+
+def position(text, needle, skip=0):
+    """LINE:COLUMN (from 1) of the first occurrence of needle in text, plus
+    `skip` characters: where a configuration error names a key."""
+    at = text.index(needle) + skip
+    line = text.count("\n", 0, at) + 1
+    column = at - (text.rfind("\n", 0, at) + 1) + 1
+    return f"{line}:{column}"
+
+
 def wait_until(predicate, timeout, what, interval=0.02):
     """Polls predicate() until it returns a true value, which is returned;
     raises TimeoutError naming `what` once `timeout` seconds have passed."""

@@ -47,13 +47,9 @@ CLIENT, SERVER, PORT = "198.18.30.1", "198.18.30.2", 9000
 MTU = 9000
 PAYLOAD = 1 << 20
 TOPO = ctlbtest.VethTopology("ctlbjm", CLIENT, SERVER)
-failures = []
-
-
-def check(cond, message):
-    print(("ok: " if cond else "FAIL: ") + message)
-    if not cond:
-        failures.append(message)
+check = ctlbtest.Checks()
+failures = check.failures
+position = ctlbtest.position
 
 
 def config(prefix, ports, mempool="  mbufs: 2047\n"):
@@ -67,10 +63,6 @@ def config(prefix, ports, mempool="  mbufs: 2047\n"):
             f"tracking:\n  capacity_v4: 4096\n  capacity_v6: 1024\n  invalid_policy: drop\n")
 
 
-def position(text, needle, skip=0):
-    """LINE:COLUMN (from 1) of needle in text, plus `skip` characters."""
-    at = text.index(needle) + skip
-    return f"{text.count(chr(10), 0, at) + 1}:{at - (text.rfind(chr(10), 0, at) + 1) + 1}"
 
 
 def start(dataplane, tmp, name, text, prefix):

@@ -54,15 +54,8 @@ MALFORMED = ["eth_truncated", "vlan_truncated", "vlan_too_deep", "ipv4_truncated
              "ipv6_ext_too_many", "tcp_truncated", "tcp_bad_data_offset", "tcp_data_offset_overrun"]
 UNTRACKED = ["not_ip", "non_tcp", "ip_fragment"]
 
-failures = []
-
-
-def check(cond, message):
-    if cond:
-        print(f"ok: {message}")
-    else:
-        failures.append(message)
-        print(f"FAIL: {message}")
+check = ctlbtest.Checks()
+failures = check.failures
 
 
 def scapy():

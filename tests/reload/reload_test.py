@@ -66,16 +66,9 @@ BACKEND_PORT = 8080
 B11, B12, B13, B14 = "198.18.2.11", "198.18.2.12", "198.18.2.13", "198.18.2.14"
 PROBES = [(f"203.0.113.{1 + i % 250}", 20000 + i) for i in range(240)]
 
-failures = []
+check = ctlbtest.Checks()
+failures = check.failures
 processes = []
-
-
-def check(cond, message):
-    if cond:
-        print(f"ok: {message}")
-    else:
-        failures.append(message)
-        print(f"FAIL: {message}")
 
 
 # ---------------------------------------------------------------- namespace
