@@ -477,6 +477,39 @@ void flush_tx(WorkerContext& w) {
     if (w.tx[p].count) send_buffer(w, p);
 }
 
+namespace {
+
+// Tracks and sends what the other workers handed to this one: a burst from
+// each ring per poll loop, or, at stop, until every ring is empty. Returns
+// whether any packet came.
+inline bool take_handovers(WorkerContext& w, rte_mbuf** pkts, std::uint64_t now_ms, bool until_empty) {
+  bool any = false;
+  for (std::uint32_t from = 0; from < w.worker_count; ++from) {
+    if (from == w.index) continue;
+    do {
+      const unsigned n = rte_ring_dequeue_burst(w.handover_in[from], reinterpret_cast<void**>(pkts), kBurst, nullptr);
+      if (!n) break;
+      any = true;
+      w.counters.handover_in += n;
+      if (w.lb_mode) process_burst_lb(w, pkts, n, now_ms, true);
+      else process_burst(w, pkts, n, now_ms, true);
+    } while (until_empty);
+  }
+  return any;
+}
+
+// The end of a worker's life: what waits for a neighbour is dropped
+// (counted), tx flushed, counters published, off the LB state's readers.
+void finish(WorkerContext& w) {
+  for (std::uint32_t i = 0; i < w.waiting_count; ++i) drop(w.waiting[i].m, w.counters.lb_dropped_no_neighbour);
+  w.waiting_count = 0;
+  flush_tx(w);
+  publish(w);
+  if (w.lb_mode) rte_rcu_qsbr_thread_offline(w.qsbr, w.index);
+}
+
+}  // namespace
+
 int worker_main(void* arg) {
   WorkerContext& w = *static_cast<WorkerContext*>(arg);
   rte_mbuf* pkts[kBurst];
@@ -513,17 +546,7 @@ int worker_main(void* arg) {
       if (w.lb_mode) process_burst_lb(w, pkts, n, now_ms, false);
       else process_burst(w, pkts, n, now_ms, false);
     }
-    if (w.steer_in_software) {
-      for (std::uint32_t from = 0; from < w.worker_count; ++from) {
-        if (from == w.index) continue;
-        const unsigned n = rte_ring_dequeue_burst(w.handover_in[from], reinterpret_cast<void**>(pkts), kBurst, nullptr);
-        if (!n) continue;
-        busy = true;
-        w.counters.handover_in += n;
-        if (w.lb_mode) process_burst_lb(w, pkts, n, now_ms, true);
-        else process_burst(w, pkts, n, now_ms, true);
-      }
-    }
+    if (w.steer_in_software && take_handovers(w, pkts, now_ms, false)) busy = true;
     flush_tx(w);
     if (w.lb_mode) rte_rcu_qsbr_quiescent(w.qsbr, w.index);  // done with this loop's LB state
     ++w.counters.loops;
@@ -537,11 +560,7 @@ int worker_main(void* arg) {
       publish(w);
     }
   }
-  for (std::uint32_t i = 0; i < w.waiting_count; ++i) drop(w.waiting[i].m, w.counters.lb_dropped_no_neighbour);
-  w.waiting_count = 0;
-  flush_tx(w);
-  publish(w);
-  if (w.lb_mode) rte_rcu_qsbr_thread_offline(w.qsbr, w.index);
+  finish(w);
   return 0;
 }
 
@@ -552,19 +571,8 @@ void finish_handovers(WorkerContext& w, std::uint64_t now_ms) {
     rte_rcu_qsbr_thread_online(w.qsbr, w.index);  // in the worker's place
     w.lb = shm::live_lb_generation(*w.lb_zone);
   }
-  for (std::uint32_t from = 0; from < w.worker_count; ++from) {
-    if (from == w.index) continue;
-    while (const unsigned n = rte_ring_dequeue_burst(w.handover_in[from], reinterpret_cast<void**>(pkts), kBurst, nullptr)) {
-      w.counters.handover_in += n;
-      if (w.lb_mode) process_burst_lb(w, pkts, n, now_ms, true);
-      else process_burst(w, pkts, n, now_ms, true);
-    }
-  }
-  for (std::uint32_t i = 0; i < w.waiting_count; ++i) drop(w.waiting[i].m, w.counters.lb_dropped_no_neighbour);
-  w.waiting_count = 0;
-  flush_tx(w);
-  publish(w);
-  if (w.lb_mode) rte_rcu_qsbr_thread_offline(w.qsbr, w.index);
+  take_handovers(w, pkts, now_ms, true);
+  finish(w);
 }
 
 }  // namespace ctlb::dataplane
