@@ -325,9 +325,12 @@ class Harness:
         self.tsc_tool = os.path.join(self.build, "bench", "ctlb_tsc_hz")
         self.dataplane = os.path.join(self.build, "config", "ctlb-dataplane")
         self.control = os.path.join(self.build, "control", "ctlb-control")
-        self.duts = ("ctlb", "ctlb+ager", "testpmd") if args.with_ager else ("ctlb", "testpmd")
+        self.duts = ("ctlb",) + (("ctlb+ager",) if args.with_ager else ()) + \
+            (("ctlb-base",) if args.baseline_dataplane else ()) + ("testpmd",)
+        self.baseline = os.path.abspath(args.baseline_dataplane) if args.baseline_dataplane else None
         self.testpmd = args.testpmd
-        for tool in (self.flowgen, self.tsc_tool, self.dataplane, self.testpmd) + ((self.control,) if args.with_ager else ()):
+        for tool in (self.flowgen, self.tsc_tool, self.dataplane, self.testpmd) + \
+                ((self.control,) if args.with_ager else ()) + ((self.baseline,) if self.baseline else ()):
             if not (os.path.isfile(tool) and os.access(tool, os.X_OK)):
                 raise RunError(f"{tool}: not found (bench/throughput.sh builds the tools)")
         self.all_cpus = os.sched_getaffinity(0)
@@ -426,7 +429,7 @@ class Harness:
             config = os.path.join(self.work, f"{scn['name']}-{dut}.yaml")
             with open(config, "w") as f:
                 f.write(lb_config(prefix, mbufs, meta, self.work))
-            cmd = [self.dataplane, "--config", config]
+            cmd = [self.baseline if dut == "ctlb-base" else self.dataplane, "--config", config]
         elif dut.startswith("ctlb"):
             config = os.path.join(self.work, f"{scn['name']}-{dut}.yaml")
             with open(config, "w") as f:
@@ -450,7 +453,7 @@ class Harness:
                      f", new_flow_limit: {{rate: {scn['new_flow_limit']['rate']}, "
                      f"burst: {scn['new_flow_limit']['burst']}}}") + "}\n"
                     f"control: {{socket: {self.work}/control-{prefix}.sock, metrics: ''}}\n")
-            cmd = [self.dataplane, "--config", config]
+            cmd = [self.baseline if dut == "ctlb-base" else self.dataplane, "--config", config]
         else:
             cmd = [self.testpmd, "-l", "0,1", "--main-lcore", "0", "--file-prefix", prefix, "--no-pci",
                    "--huge-unlink", "--vdev", f"net_pcap0,rx_pcap={meta['pcap']},infinite_rx=1",
@@ -923,6 +926,11 @@ def summarize(chosen, results, tsc_hz):
         c, t = entry["ctlb"], entry["testpmd"]
         if entry.get("ctlb+ager", {}).get("mpps") and c.get("mpps"):
             entry["ager_ratio"] = entry["ctlb+ager"]["mpps"] / c["mpps"]
+        b = entry.get("ctlb-base", {})
+        if b.get("mpps") and c.get("mpps") and t.get("mpps"):
+            entry["base_ratio"] = b["mpps"] / t["mpps"]
+            entry["base_own_cycles"] = b["cycles_per_packet"] - t["cycles_per_packet"]
+            entry["speedup_vs_base"] = c["mpps"] / b["mpps"]
         if c.get("mpps") and t.get("mpps"):
             entry["ratio"] = c["mpps"] / t["mpps"]
             entry["ctlb_own_cycles"] = c["cycles_per_packet"] - t["cycles_per_packet"]
@@ -1107,7 +1115,7 @@ def render(header, chosen, report):
         if "skipped" in e:
             table.append([scn["name"], "-", "skipped: " + e["skipped"], "", "", "", "", ""])
             continue
-        for dut in [k for k in ("ctlb", "ctlb+ager", "testpmd") if k in e]:
+        for dut in [k for k in ("ctlb", "ctlb+ager", "ctlb-base", "testpmd") if k in e]:
             d = e[dut]
             if not d["runs"]:
                 table.append([scn["name"], dut, "FAILED", "", "", "", "", ""])
@@ -1121,6 +1129,9 @@ def render(header, chosen, report):
                 ratio = (ratio + " " if ratio else "") + "CHECK FAILED"
             if dut == "ctlb+ager" and e.get("ager_ratio"):
                 ratio = f"x{e['ager_ratio']:.3f} of ctlb"
+            if dut == "ctlb-base" and e.get("base_ratio"):
+                ratio = f"{e['base_ratio']:.2f} (ctlb x{e['speedup_vs_base']:.3f} of it)"
+                cyc += f" (+{e['base_own_cycles']:.0f})"
             cps = fmt_rate(d.get("cps"), d.get("cps_min"), d.get("cps_max"), 1e6, 3) + " M" if d.get("cps") else ""
             if dut == "ctlb" and "flows" in d:
                 f = d["flows"]
@@ -1149,6 +1160,9 @@ def render(header, chosen, report):
                  "(TSC Hz / pps); (+N): ctlb's own work, ctlb minus testpmd.")
     lines.append("ctlb+ager (--with-ager): the same ctlb run with ctlb-control attached, aging every second; "
                  "x: its rate as a fraction of plain ctlb's.")
+    if any("ctlb-base" in report[s["name"]] for s in chosen if "skipped" not in report[s["name"]]):
+        lines.append("ctlb-base (--baseline-dataplane): another ctlb-dataplane binary (e.g. an earlier revision) on the "
+                     "same config, alternated with the others; x: ctlb's rate as a fraction of its.")
     lines.append("conn/s: syn: flows_created per second over the first pass (10-90 % of the flows); "
                  "lifecycle: flows_created (reopened tuples included) per second in the window.")
     lines.append("flows tracked and drops: ctlb's counters at the end of its last run "
@@ -1243,6 +1257,9 @@ def main():
     ap.add_argument("--scenarios", help="comma list of: " + ", ".join(s["name"] for s in SCENARIOS))
     ap.add_argument("--seed", type=int, default=1, help="flow generator seed (default 1)")
     ap.add_argument("--testpmd", default="/usr/bin/dpdk-testpmd")
+    ap.add_argument("--baseline-dataplane", metavar="BINARY",
+                    help="also run this ctlb-dataplane (e.g. an earlier revision's build) as DUT ctlb-base, "
+                         "alternated with the others, to compare two revisions in one invocation")
     args = ap.parse_args()
     if args.reps is None:
         args.reps = 1 if args.quick else 3

@@ -126,16 +126,17 @@ class Tracker {
   // Tracks one parsed TCP segment (parse result Tcp).
   TrackResult track(const packet::PacketView& v, Clock clock) noexcept {
     TrackResult r;
+    bool fast;
     if (v.family == packet::IpFamily::V4) {
       KeyV4 k;
       const Side side = make_key(v, k);
-      r = track_in(v4_, v, k, hash_key(k), side, kNoHandle, clock);
+      fast = track_one(v4_, v, k, hash_key(k), side, kNoHandle, clock, r);
     } else {
       KeyV6 k;
       const Side side = make_key(v, k);
-      r = track_in(v6_, v, k, hash_key(k), side, kNoHandle, clock);
+      fast = track_one(v6_, v, k, hash_key(k), side, kNoHandle, clock, r);
     }
-    count_result(r);
+    count_fast(fast ? 1 : 0);
     return r;
   }
 
@@ -173,13 +174,15 @@ class Tracker {
     }
     for (unsigned i = 0; i < n; ++i)
       hint[i] = v[i]->family == packet::IpFamily::V4 ? v4_.candidate(hash[i]) : v6_.candidate(hash[i]);
+    // Segments done in place are counted once for the burst.
+    std::uint32_t fast = 0;
     for (unsigned i = 0; i < n; ++i) {
-      out[i] = v[i]->family == packet::IpFamily::V4
-                   ? track_in(v4_, *v[i], k4[i], hash[i], side[i], hint[i], clock)
-                   : track_in(v6_, *v[i], k6[i], hash[i], side[i], hint[i], clock);
-      count_result(out[i]);
+      fast += v[i]->family == packet::IpFamily::V4
+                  ? track_one(v4_, *v[i], k4[i], hash[i], side[i], hint[i], clock, out[i])
+                  : track_one(v6_, *v[i], k6[i], hash[i], side[i], hint[i], clock, out[i]);
       after(i, out[i]);
     }
+    count_fast(fast);
   }
 
   // Counts a TCP segment refused before tracking (e.g. a bad checksum) and
@@ -312,15 +315,36 @@ class Tracker {
     else ++counters_.new_flows_rate_limited;
   }
 
+  // Fast-path segments are counted by the caller (count_fast()), the
+  // rest here. Inlined in the burst loop: the fast path is the common case;
+  // the general path is a call.
   template <class F>
-  TrackResult track_in(FlowTable<F>& table, const packet::PacketView& v, const typename F::Key& key,
-                       std::uint32_t hash, Side side, Handle hint, Clock clock) noexcept {
+  [[gnu::always_inline]] inline bool track_one(FlowTable<F>& table, const packet::PacketView& v,
+                                               const typename F::Key& key, std::uint32_t hash, Side side, Handle hint,
+                                               Clock clock, TrackResult& r) noexcept {
+    const Handle h = table.is_entry_of(hint, key) ? hint : table.lookup(key, hash);
+    if (h != kNoHandle && fast_path_ && track_established(table, h, v, side, clock.now(), hash, r)) return true;
+    r = track_in(table, v, key, hash, side, h, clock);
+    count_result(r);
+    return false;
+  }
+
+  void count_fast(std::uint32_t n) noexcept {
+    counters_.tcp_packets += n;
+    counters_.fast_path += n;
+    counters_.accepted += n;
+    counters_.reasons[static_cast<std::size_t>(tcp::Reason::Ok)] += n;
+  }
+
+  // The general path, for a segment whose entry (kNoHandle: none) was looked up.
+  template <class F>
+  [[gnu::noinline]] TrackResult track_in(FlowTable<F>& table, const packet::PacketView& v,
+                                         const typename F::Key& key, std::uint32_t hash, Side side, Handle h,
+                                         Clock clock) noexcept {
     TrackResult r;
     r.hash = hash;
     const Millis now = clock.now();
-    Handle h = table.is_entry_of(hint, key) ? hint : table.lookup(key, hash);
     if (h != kNoHandle) r.backend = table.cold(h).backend;
-    if (h != kNoHandle && fast_path_ && track_established(table, h, v, side, now, r)) return r;
     tcp::State s;
     if (h != kNoHandle) {
       load(table.entry(h), table.cold(h), s);
@@ -396,8 +420,9 @@ class Tracker {
   // else, including a failed window check, returns false untouched and takes
   // the general path.
   template <class F>
-  bool track_established(FlowTable<F>& table, Handle h, const packet::PacketView& v, Side side, Millis now,
-                         TrackResult& r) noexcept {
+  [[gnu::always_inline]] inline bool track_established(FlowTable<F>& table, Handle h, const packet::PacketView& v,
+                                                       Side side, Millis now, std::uint32_t hash,
+                                                       TrackResult& r) noexcept {
     using namespace packet::tcpflag;
     auto& e = table.entry(h);
     const tcp::Status st = e.status;
@@ -445,12 +470,16 @@ class Tracker {
     e.last_seen = now;
     FlowTable<F>::write_end(e);
 
-    ++counters_.fast_path;
+    r.verdict = tcp::Verdict::Accept;
+    r.reason = tcp::Reason::Ok;
     r.dir = dir;
     r.state = tcp::CtState::Established;
     r.initiator = r.responder = tcp::EpState::Established;
     r.initiator_is_lo = st.initiator_is_lo;
     r.handle = h;
+    r.hash = hash;
+    r.syn_to_synack_ms = TrackResult::kNoTiming;
+    r.backend = c.backend;
     return true;
   }
 

@@ -108,7 +108,8 @@ inline void init_sender(const packet::PacketView& p, Track& t, int d, std::uint3
 // nf_conntrack's four bounds for an in-window segment: seq at most the
 // receiver's right edge (I), end not below what the receiver already took in
 // (II), (s)ack neither beyond what was sent (III) nor too far behind (IV).
-inline bool passes_window(const Track& t, int d, std::uint32_t seq, std::uint32_t end, std::uint32_t sack) noexcept {
+[[gnu::always_inline]] inline bool passes_window(const Track& t, int d, std::uint32_t seq, std::uint32_t end,
+                                                 std::uint32_t sack) noexcept {
   const int od = 1 - d;
   const bool in_recv_win = t.maxwin[od] == 0 || seq_after(end, t.end[d] - t.maxwin[od] - 1);
   return seq_before(seq, t.maxend[d] + 1) && in_recv_win && seq_before(sack, t.end[od] + 1) &&
@@ -116,8 +117,8 @@ inline bool passes_window(const Track& t, int d, std::uint32_t seq, std::uint32_
 }
 
 // What an in-window segment teaches about both directions (`win` scaled).
-inline void advance_window(Track& t, int d, std::uint32_t end, std::uint32_t ack, std::uint32_t sack, std::uint32_t win,
-                           bool has_ack) noexcept {
+[[gnu::always_inline]] inline void advance_window(Track& t, int d, std::uint32_t end, std::uint32_t ack,
+                                                  std::uint32_t sack, std::uint32_t win, bool has_ack) noexcept {
   const int od = 1 - d;
   const std::uint32_t swin = win + (sack - ack);
   if (t.maxwin[d] < swin) t.maxwin[d] = swin;
@@ -331,8 +332,9 @@ inline void cap_timeout_close(Status& st) noexcept {
 // `st` (its state becomes `state`): the retransmission cap, the CLOSE timeout
 // after a RST, the unacknowledged-data cap, the zero-window cap, else the
 // state's own. `retrans` and `last_win` are the values after the packet.
-inline void choose_timeout(Status& st, CtState state, Index index, bool data_unacked, std::uint32_t retrans,
-                           std::uint16_t last_win, const Config& cfg) noexcept {
+[[gnu::always_inline]] inline void choose_timeout(Status& st, CtState state, Index index, bool data_unacked,
+                                                  std::uint32_t retrans, std::uint16_t last_win,
+                                                  const Config& cfg) noexcept {
   const Millis state_timeout = cfg.timeouts.of(state);
   const std::uint8_t max_retrans = std::clamp<std::uint8_t>(cfg.max_retrans, 1, 3);
   set_timeout(st, state);
