@@ -794,6 +794,51 @@ void BM_TrackerEstablishedBurst32(benchmark::State& state) {
 }
 BENCHMARK(BM_TrackerEstablishedBurst32)->Arg(10'000)->Arg(1'000'000);
 
+// The same stream with three bursts in flight, as a worker could keep them:
+// burst k + 2 prepared (buckets prefetched), burst k + 1's candidate entries
+// found (entries prefetched), burst k tracked. Reported per packet.
+void BM_TrackerEstablishedPipelined32(benchmark::State& state) {
+  auto& f = fixture<TrackerFixture>(static_cast<std::uint32_t>(state.range(0)));
+  flow::Tracker& tr = *f.tracker;
+  const std::uint64_t invalid_before = tr.counters().invalid;
+  const std::uint64_t created_before = tr.counters().flows_created;
+  const PacketView* stream = f.stream.data();
+  flow::Clock clock{kNow};
+  const PacketView* burst[3][32];
+  flow::Tracker::BurstKeys keys[3];
+  flow::TrackResult results[32];
+  std::size_t i = 0;
+  auto fill = [&](unsigned b) {
+    for (unsigned k = 0; k < 32; ++k) {
+      burst[b][k] = &stream[(i + k) & (TrackerFixture::kStream - 1)];
+      tr.prepare(*burst[b][k], keys[b], k);
+    }
+    i = (i + 32) & (TrackerFixture::kStream - 1);
+  };
+  fill(0);
+  fill(1);
+  tr.find_candidates(burst[0], 32, keys[0]);
+  unsigned cur = 0;
+  Elapsed e;
+  Stopwatch sw;
+  sw.start();
+  for (auto _ : state) {
+    const unsigned next = (cur + 1) % 3, after_next = (cur + 2) % 3;
+    fill(after_next);
+    tr.find_candidates(burst[next], 32, keys[next]);
+    tr.track_candidates(burst[cur], 32, keys[cur], clock, results, [](unsigned, flow::TrackResult&) noexcept {});
+    benchmark::DoNotOptimize(results);
+    cur = next;
+  }
+  sw.stop(e);
+  if (!f.ok) state.SkipWithError("fixture: a handshake did not establish");
+  else if (tr.counters().invalid != invalid_before) state.SkipWithError("a packet was invalid");
+  else if (tr.counters().flows_created != created_before) state.SkipWithError("a packet missed its flow");
+  report(state, static_cast<double>(state.iterations()) * 32, e);
+  report_memory(state, f.flows, f.capacity);
+}
+BENCHMARK(BM_TrackerEstablishedPipelined32)->Arg(10'000)->Arg(1'000'000);
+
 // ---------------------------------------------------------------- maglev
 
 // Building a Maglev table of 65537 slots for N backends (the Maglev paper

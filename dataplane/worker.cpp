@@ -5,6 +5,8 @@
 #include <rte_prefetch.h>
 
 #include <cstring>
+#include <new>
+#include <type_traits>
 
 #include "dataplane/lb/arp.hpp"
 #include "dataplane/lb/nat.hpp"
@@ -16,17 +18,6 @@ namespace {
 
 inline std::uint32_t owner_of(std::uint32_t hash, std::uint32_t workers) noexcept {
   return static_cast<std::uint32_t>((static_cast<std::uint64_t>(hash) * workers) >> 32);
-}
-
-inline std::uint32_t flow_hash(const packet::PacketView& v) noexcept {
-  if (v.family == packet::IpFamily::V4) {
-    flow::KeyV4 k;
-    flow::make_key(v, k);
-    return flow::hash_key(k);
-  }
-  flow::KeyV6 k;
-  flow::make_key(v, k);
-  return flow::hash_key(k);
 }
 
 // Sends a port's tx buffer; what the device refuses is freed and counted.
@@ -92,33 +83,36 @@ void process_burst(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64_t 
   packet::PacketView views[kBurst];
   packet::ParseResult results[kBurst];
   bool mine[kBurst];
+  // The burst's TCP segments, tracked together after the parse; each one's
+  // key is made and its bucket prefetched as soon as it is parsed.
+  flow::Tracker::BurstKeys keys;
+  const packet::PacketView* tcp_views[kBurst];
+  unsigned tcp_index[kBurst];
+  unsigned tcp_count = 0;
   for (unsigned i = 0; i < n; ++i) {
     if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
     rte_mbuf* m = pkts[i];
     results[i] = packet::parse_mbuf(m, views[i]);
     mine[i] = true;
-    if (w.steer_in_software && !from_handover && results[i] == packet::ParseResult::Tcp) {
-      const std::uint32_t owner = owner_of(flow_hash(views[i]), w.worker_count);
-      if (owner != w.index) {
-        mine[i] = false;
-        hand_over(w, owner, m);
-      }
-    }
-  }
-  // Track the burst's TCP segments together, then act on each packet in order.
-  const packet::PacketView* tcp_views[kBurst];
-  unsigned tcp_index[kBurst];
-  unsigned tcp_count = 0;
-  for (unsigned i = 0; i < n; ++i) {
-    if (!mine[i]) continue;
-    w.tracker->count_parse(results[i]);
     if (results[i] == packet::ParseResult::Tcp) {
+      const std::uint32_t hash = w.tracker->prepare(views[i], keys, tcp_count);
+      if (w.steer_in_software && !from_handover) {
+        const std::uint32_t owner = owner_of(hash, w.worker_count);
+        if (owner != w.index) {
+          mine[i] = false;
+          hand_over(w, owner, m);
+          continue;
+        }
+      }
       tcp_index[tcp_count] = i;
       tcp_views[tcp_count++] = &views[i];
     }
+    w.tracker->count_parse(results[i]);
   }
   flow::TrackResult tracked[kBurst];
-  if (tcp_count) w.tracker->track_burst(tcp_views, tcp_count, flow::Clock{now_ms}, tracked);
+  if (tcp_count)
+    w.tracker->track_prepared(tcp_views, tcp_count, keys, flow::Clock{now_ms}, tracked,
+                              [](unsigned, flow::TrackResult&) noexcept {});
   unsigned t = 0;
   for (unsigned i = 0; i < n; ++i) {
     if (!mine[i]) continue;
@@ -225,6 +219,38 @@ void handle_arp(WorkerContext& w, rte_mbuf* m) noexcept {
   rte_pktmbuf_free(m);
 }
 
+// A few next hops' MACs for the length of one burst (see process_burst_lb).
+class NextHopCache {
+ public:
+  bool find(const std::uint8_t* nexthop, std::uint16_t port, config::Mac& mac) const noexcept {
+    for (unsigned j = 0; j < n_; ++j) {
+      if (e_[j].nexthop == nexthop && e_[j].port == port) {
+        mac = e_[j].mac;
+        return true;
+      }
+    }
+    return false;
+  }
+  // After a miss: replaces the oldest entry when full.
+  void remember(const std::uint8_t* nexthop, std::uint16_t port, const config::Mac& mac) noexcept {
+    Entry& e = e_[n_ < kSize ? n_++ : next_++ % kSize];
+    e.nexthop = nexthop;
+    e.port = port;
+    e.mac = mac;
+  }
+
+ private:
+  static constexpr unsigned kSize = 8;
+  struct Entry {
+    const std::uint8_t* nexthop;
+    std::uint16_t port;
+    config::Mac mac;
+  };
+  Entry e_[kSize];
+  unsigned n_ = 0;
+  unsigned next_ = 0;
+};
+
 inline void drop(rte_mbuf* m, std::uint64_t& counter) noexcept {
   ++counter;
   rte_pktmbuf_free(m);
@@ -246,8 +272,12 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
   LbMeta meta[kBurst];
   unsigned keep[kBurst];  // packets this worker tracks, in order
   unsigned kept = 0;
-  packet::PacketView tviews[kBurst];  // as the tracker sees them: return traffic from the VIP
+  // As the tracker sees them: return traffic from the VIP. Raw storage, not
+  // PacketView's zero-initialised members: an entry is written whole (a
+  // copy of the parsed view) before it is read.
+  alignas(packet::PacketView) unsigned char tview_storage[kBurst][sizeof(packet::PacketView)];
   const packet::PacketView* tracked_views[kBurst];
+  flow::Tracker::BurstKeys keys;
 
   for (unsigned i = 0; i < n; ++i) {
     if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
@@ -301,10 +331,10 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
       }
     }
     w.tracker->count_parse(res);
-    packet::PacketView& tv = tviews[kept];
     tracked_views[kept] = &v;
     if (mt.dir == LbDir::Out) {
-      tv = v;
+      static_assert(std::is_trivially_copyable_v<packet::PacketView>);
+      packet::PacketView& tv = *new (tview_storage[kept]) packet::PacketView(v);
       tracked_views[kept] = &tv;
       // The tracker keys the connection by client and VIP in both directions.
       auto as_from_vip = [&](std::uint32_t vip_index) {
@@ -333,6 +363,7 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
         as_from_vip(mt.vip);
       }
     }
+    w.tracker->prepare(*tracked_views[kept], keys, kept);  // the bucket's fetch overlaps the rest of the parse
     keep[kept++] = i;
   }
 
@@ -356,8 +387,12 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
     w.tracker->set_backend(views[keep[k]].family, r.handle, b);
     r.backend = b;
   };
-  if (kept) w.tracker->track_burst(tracked_views, kept, flow::Clock{now_ms}, tracked, decide);
+  if (kept) w.tracker->track_prepared(tracked_views, kept, keys, flow::Clock{now_ms}, tracked, decide);
 
+  // Next hops' MACs already looked up in this burst (the return traffic's
+  // gateway, backends that recur), by the next-hop pointer into `s`, which
+  // does not change during the burst.
+  NextHopCache nh_cache;
   for (unsigned k = 0; k < kept; ++k) {
     const unsigned i = keep[k];
     rte_mbuf* m = pkts[i];
@@ -441,7 +476,8 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
     }
     if (v.has(packet::tcpflag::kRst)) ++bc.resets;
     config::Mac mac;
-    if (!neighbour_mac(w, family, nexthop, out_port, mac, now_ms)) {
+    const bool cached = nh_cache.find(nexthop, out_port, mac);
+    if (!cached && !neighbour_mac(w, family, nexthop, out_port, mac, now_ms)) {
       if (w.waiting_count == WorkerContext::kMaxWaiting) {
         drop(m, w.counters.lb_dropped_no_neighbour);
         continue;
@@ -455,6 +491,7 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
       ++w.counters.lb_waited_for_neighbour;
       continue;
     }
+    if (!cached) nh_cache.remember(nexthop, out_port, mac);
     send_to(w, s, out_port, mac, m);
   }
 }

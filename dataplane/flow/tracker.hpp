@@ -156,30 +156,68 @@ class Tracker {
   template <class After>
   void track_burst(const packet::PacketView* const* v, unsigned n, Clock clock, TrackResult* out,
                    After&& after) noexcept {
+    BurstKeys keys;
+    for (unsigned i = 0; i < n; ++i) prepare(*v[i], keys, i);
+    track_prepared(v, n, keys, clock, out, after);
+  }
+
+  // A burst's keys, hashes and sides. A caller that parses a burst itself
+  // fills them with prepare() as each segment is parsed, so that the fetch
+  // of its bucket overlaps the parsing of the rest, then tracks the burst
+  // with track_prepared(). Plain arrays, left uninitialised.
+  struct BurstKeys {
     KeyV4 k4[kMaxBurst];
     KeyV6 k6[kMaxBurst];
     std::uint32_t hash[kMaxBurst];
     Side side[kMaxBurst];
-    Handle hint[kMaxBurst];
-    for (unsigned i = 0; i < n; ++i) {
-      if (v[i]->family == packet::IpFamily::V4) {
-        side[i] = make_key(*v[i], k4[i]);
-        hash[i] = hash_key(k4[i]);
-        v4_.prefetch_bucket(hash[i]);
-      } else {
-        side[i] = make_key(*v[i], k6[i]);
-        hash[i] = hash_key(k6[i]);
-        v6_.prefetch_bucket(hash[i]);
-      }
+    Handle hint[kMaxBurst];  // from find_candidates()
+  };
+
+  // Segment i of a burst: its key, side and hash (returned: the flow hash
+  // that owner steering uses too), its primary bucket prefetched.
+  [[gnu::always_inline]] std::uint32_t prepare(const packet::PacketView& v, BurstKeys& b, unsigned i) noexcept {
+    if (v.family == packet::IpFamily::V4) {
+      b.side[i] = make_key(v, b.k4[i]);
+      b.hash[i] = hash_key(b.k4[i]);
+      v4_.prefetch_bucket(b.hash[i]);
+    } else {
+      b.side[i] = make_key(v, b.k6[i]);
+      b.hash[i] = hash_key(b.k6[i]);
+      v6_.prefetch_bucket(b.hash[i]);
     }
+    return b.hash[i];
+  }
+
+  // track_burst() of segments prepared (keys[i] from prepare(*v[i], keys, i)).
+  template <class After>
+  void track_prepared(const packet::PacketView* const* v, unsigned n, BurstKeys& keys, Clock clock,
+                      TrackResult* out, After&& after) noexcept {
+    find_candidates(v, n, keys);
+    track_candidates(v, n, keys, clock, out, after);
+  }
+
+  // The two halves of track_prepared(), for a caller that keeps several
+  // bursts in flight: the first reads each prepared segment's bucket (which
+  // should have arrived by now) and prefetches its candidate entry; the
+  // second tracks. Hints are re-checked, so bursts tracked in between do
+  // no harm.
+  void find_candidates(const packet::PacketView* const* v, unsigned n, BurstKeys& keys) const noexcept {
     for (unsigned i = 0; i < n; ++i)
-      hint[i] = v[i]->family == packet::IpFamily::V4 ? v4_.candidate(hash[i]) : v6_.candidate(hash[i]);
+      keys.hint[i] =
+          v[i]->family == packet::IpFamily::V4 ? v4_.candidate(keys.hash[i]) : v6_.candidate(keys.hash[i]);
+  }
+
+  template <class After>
+  void track_candidates(const packet::PacketView* const* v, unsigned n, const BurstKeys& keys, Clock clock,
+                        TrackResult* out, After&& after) noexcept {
+    const std::uint32_t* hash = keys.hash;
+    const Handle* hint = keys.hint;
     // Segments done in place are counted once for the burst.
     std::uint32_t fast = 0;
     for (unsigned i = 0; i < n; ++i) {
       fast += v[i]->family == packet::IpFamily::V4
-                  ? track_one(v4_, *v[i], k4[i], hash[i], side[i], hint[i], clock, out[i])
-                  : track_one(v6_, *v[i], k6[i], hash[i], side[i], hint[i], clock, out[i]);
+                  ? track_one(v4_, *v[i], keys.k4[i], hash[i], keys.side[i], hint[i], clock, out[i])
+                  : track_one(v6_, *v[i], keys.k6[i], hash[i], keys.side[i], hint[i], clock, out[i]);
       after(i, out[i]);
     }
     count_fast(fast);
