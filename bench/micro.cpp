@@ -892,6 +892,29 @@ BENCHMARK(BM_MemoryV4)->Arg(2'000'000)->Arg(1 << 21)->Iterations(1);
 void BM_MemoryV6(benchmark::State& state) { memory_report<V6>(state); }
 BENCHMARK(BM_MemoryV6)->Arg(1 << 21)->Iterations(1);
 
+// bench/instructions.sh: with CTLB_MICRO_ITERATIONS=N in the environment,
+// these also run as "fixed/..." with exactly N iterations, so that the
+// instruction counts of two runs under valgrind (N and 2N) differ by exactly
+// the work of N iterations: a figure that, unlike time on a shared host,
+// does not move from run to run.
+const bool kFixedIterations = [] {
+  const char* env = std::getenv("CTLB_MICRO_ITERATIONS");
+  const long long n = env ? std::atoll(env) : 0;
+  if (n <= 0) return false;
+  benchmark::RegisterBenchmark("fixed/BM_Parse", BM_Parse)->Iterations(n);
+  benchmark::RegisterBenchmark("fixed/BM_KeyHash", BM_KeyHash)->Iterations(n);
+  for (const long long flows : {10'000LL, 1'000'000LL}) {
+    benchmark::RegisterBenchmark("fixed/BM_TrackerEstablished", BM_TrackerEstablished)->Arg(flows)->Iterations(n);
+    benchmark::RegisterBenchmark("fixed/BM_TrackerEstablishedBurst32", BM_TrackerEstablishedBurst32)
+        ->Arg(flows)
+        ->Iterations(n);
+    benchmark::RegisterBenchmark("fixed/BM_TrackerEstablishedPipelined32", BM_TrackerEstablishedPipelined32)
+        ->Arg(flows)
+        ->Iterations(n);
+  }
+  return true;
+}();
+
 }  // namespace
 
 BENCHMARK_MAIN();
