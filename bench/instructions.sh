@@ -83,8 +83,9 @@ count() {
   sed -n 's/.*I *refs: *\([0-9,]*\).*/\1/p' <<<"$out" | tr -d ,
 }
 
-printf '%-48s %14s' "benchmark (instructions per packet)" "$(basename "$(dirname "$(dirname "${bins[0]}")")")"
-[[ -n $baseline ]] && printf ' %14s %8s' "$(basename "$baseline")" "ratio"
+echo "current: $build; baseline: ${baseline:-none}"
+printf '%-48s %14s' "benchmark (instructions per packet)" "current"
+[[ -n $baseline ]] && printf ' %14s %8s' "baseline" "ratio"
 printf '\n'
 for name in "${names[@]}"; do
   per=32
