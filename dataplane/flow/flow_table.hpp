@@ -409,24 +409,14 @@ class FlowTable {
 #if defined(__SSE2__)
     const __m128i sigs = _mm_load_si128(reinterpret_cast<const __m128i*>(b.sig));
     const __m128i eq = _mm_cmpeq_epi16(sigs, _mm_set1_epi16(static_cast<short>(sig)));
-    // One bit per slot: keep the even bits of the byte mask.
-    const std::uint32_t bytes = static_cast<std::uint32_t>(_mm_movemask_epi8(eq));
-    return _pext_u32_compat(bytes);
+    // One bit per slot: the 16-bit lanes (0 or -1) packed to bytes first.
+    return static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_packs_epi16(eq, _mm_setzero_si128())));
 #else
     std::uint32_t m = 0;
     for (int s = 0; s < kSlotsPerBucket; ++s)
       if (b.sig[s] == sig) m |= 1u << s;
     return m;
 #endif
-  }
-
-  static std::uint32_t _pext_u32_compat(std::uint32_t bytes) noexcept {
-    // Compress bits 0,2,4,...,14 into 0..7.
-    std::uint32_t x = bytes & 0x5555u;
-    x = (x | (x >> 1)) & 0x3333u;
-    x = (x | (x >> 2)) & 0x0f0fu;
-    x = (x | (x >> 4)) & 0x00ffu;
-    return x;
   }
 
   Handle check_matches(const Bucket& b, std::uint32_t m, const Key& key) const noexcept {

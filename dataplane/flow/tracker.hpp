@@ -4,6 +4,7 @@
 // the micro-benchmarks and `ctlbctl trace` all run this same code.
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstdint>
 #include <string_view>
 
@@ -93,7 +94,13 @@ struct Clock {
 class Tracker {
  public:
   Tracker(FlowTable<V4> v4, FlowTable<V6> v6, const tcp::Config& cfg) noexcept
-      : v4_(v4), v6_(v6), cfg_(cfg), policy_{&cfg_.timeouts} {}
+      : v4_(v4),
+        v6_(v6),
+        cfg_(cfg),
+        policy_{&cfg_.timeouts},
+        est_max_retrans_(std::clamp<std::uint8_t>(cfg.max_retrans, 1, 3)),
+        est_cap_retrans_(cfg.timeouts.of(tcp::CtState::Established) > cfg.timeouts.of(tcp::TimeoutClass::Retrans)),
+        est_cap_unack_(cfg.timeouts.of(tcp::CtState::Established) > cfg.timeouts.of(tcp::TimeoutClass::Unack)) {}
 
   // The in-place path for in-window segments of established connections is
   // on by default; tests turn it off to compare it with the general path.
@@ -462,12 +469,31 @@ class Tracker {
                                                        Side side, Millis now, std::uint32_t hash,
                                                        TrackResult& r) noexcept {
     using namespace packet::tcpflag;
+    using tcp::status_word;
+    using tcp::Status;
+    using tcp::CtState;
+    using tcp::EpState;
+    // Status fields as words: the fast path's precondition, and what it changes.
+    constexpr std::uint32_t kEst = static_cast<std::uint32_t>(CtState::Established);
+    constexpr std::uint32_t kEpEst = static_cast<std::uint32_t>(EpState::Established);
+    constexpr std::uint32_t kWhenMask =
+        status_word(Status{.ct_state = 15, .initiator = 15, .responder = 15, .seen_reply = 1, .assured = 1});
+    constexpr std::uint32_t kWhen = status_word(
+        Status{.ct_state = kEst, .initiator = kEpEst, .responder = kEpEst, .seen_reply = 1, .assured = 1});
+    // timeout_cap keeps its value unless a cap is chosen (as in tcp::detail::set_timeout()).
+    constexpr std::uint32_t kChanged =
+        status_word(Status{.timeout_class = 1, .last_index = 7, .last_dir = 1, .retrans = 3});
+    constexpr std::uint32_t kCapField = status_word(Status{.timeout_cap = 3});
+    constexpr std::uint32_t kAckIndex = status_word(Status{.last_index = static_cast<std::uint32_t>(tcp::Index::Ack)});
+    constexpr int kLastDirShift = std::countr_zero(status_word(Status{.last_dir = 1}));
+    constexpr int kRetransShift = std::countr_zero(status_word(Status{.retrans = 1}));
+    constexpr std::uint32_t kCapRetrans = status_word(Status{.timeout_class = 1, .timeout_cap = 0});
+    constexpr std::uint32_t kCapUnack = status_word(Status{.timeout_class = 1, .timeout_cap = 1});
+
     auto& e = table.entry(h);
+    const std::uint32_t sw = status_word(e.status);
+    if ((sw & kWhenMask) != kWhen) return false;
     const tcp::Status st = e.status;
-    if (st.ct_state != static_cast<std::uint32_t>(tcp::CtState::Established) || !st.assured || !st.seen_reply ||
-        st.initiator != static_cast<std::uint32_t>(tcp::EpState::Established) ||
-        st.responder != static_cast<std::uint32_t>(tcp::EpState::Established))
-      return false;
     if ((v.flags & ~(kEce | kCwr | kPsh)) != kAck) return false;
     tcp::Track& t = e.track;
     const tcp::Dir dir = ((side == Side::Lo) == static_cast<bool>(st.initiator_is_lo)) ? tcp::Dir::Orig : tcp::Dir::Reply;
@@ -490,21 +516,22 @@ class Tracker {
     FlowTable<F>::write_begin(e);
     tcp::detail::advance_window(t, d, end, ack, ack, static_cast<std::uint32_t>(v.window) << t.scale[d], true);
 
-    tcp::Status ns = st;
+    // As tcp::track(): an identical segment in the same direction counts as
+    // a retransmission; then tcp::detail::choose_timeout() for ESTABLISHED
+    // after an ACK (retransmissions, unacknowledged data, zero window).
     const bool same = st.last_dir == static_cast<std::uint32_t>(d) && c.last_seq == seq && c.last_ack == ack &&
                       e.last_end == end && c.last_win == v.window;
-    ns.retrans = same ? (st.retrans < 3 ? st.retrans + 1 : 3) : 0;
-    ns.last_dir = static_cast<std::uint32_t>(d);
-    ns.last_index = static_cast<std::uint32_t>(tcp::Index::Ack);
+    const std::uint32_t retrans = same ? (st.retrans < 3 ? st.retrans + 1 : 3) : 0;
+    std::uint32_t nw = (sw & ~kChanged) | kAckIndex | (static_cast<std::uint32_t>(d) << kLastDirShift) |
+                       (retrans << kRetransShift);
+    if (retrans >= est_max_retrans_ && est_cap_retrans_) nw = (nw & ~kCapField) | kCapRetrans;
+    else if (((t.flags[0] | t.flags[1]) & tcp::dirflag::kDataUnacked) && est_cap_unack_) nw = (nw & ~kCapField) | kCapUnack;
+    else if (v.window == 0 && est_cap_retrans_) nw = (nw & ~kCapField) | kCapRetrans;
     c.last_seq = seq;
     c.last_ack = ack;
     c.last_win = v.window;
     e.last_end = end;
-
-    tcp::detail::choose_timeout(ns, tcp::CtState::Established, tcp::Index::Ack,
-                                (t.flags[0] | t.flags[1]) & tcp::dirflag::kDataUnacked, ns.retrans, v.window,
-                                cfg_);
-    e.status = ns;
+    e.status = tcp::status_of_word(nw);
     e.last_seen = now;
     FlowTable<F>::write_end(e);
 
@@ -584,6 +611,10 @@ class Tracker {
   tcp::Config cfg_;
   EvictionPolicy policy_;
   bool fast_path_ = true;
+  // tcp::detail::choose_timeout() for ESTABLISHED, worked out once.
+  std::uint8_t est_max_retrans_;
+  bool est_cap_retrans_;
+  bool est_cap_unack_;
   std::uint32_t limit_rate_ = 0;
   std::uint32_t limit_burst_ = 0;
   std::uint64_t tokens_milli_ = 0;

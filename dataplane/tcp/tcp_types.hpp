@@ -4,6 +4,7 @@
 // and the per-connection tracking state. Plain data: these structs live in
 // shared memory and are read by ctlb-control.
 #include <array>
+#include <bit>
 #include <cstdint>
 #include <string_view>
 
@@ -215,6 +216,13 @@ struct Status {
   std::uint32_t retrans : 2;        // saturating count of identical retransmissions
 };
 static_assert(sizeof(Status) == 4);
+
+// Status as one word, for the fast path's masked compares and updates (each
+// bitfield access on its own is a load, shift and mask). Field masks are
+// words of a Status with those fields all ones, e.g.
+// status_word(Status{.retrans = 3}).
+constexpr std::uint32_t status_word(Status s) noexcept { return std::bit_cast<std::uint32_t>(s); }
+constexpr Status status_of_word(std::uint32_t w) noexcept { return std::bit_cast<Status>(w); }
 
 // The working copy of one connection's TCP state. Flow entries store it split
 // into a hot and a cold part; the state machine sees it whole.
