@@ -739,11 +739,33 @@ struct TrackerFixture {
   }
 };
 
+// What every tracker benchmark checks after its loop (the fixture's
+// handshakes established, no packet invalid, none missed its flow), then its
+// report: time and memory per packet.
+class TrackerChecks {
+ public:
+  explicit TrackerChecks(const TrackerFixture& f)
+      : f_(f), invalid_before_(f.tracker->counters().invalid), created_before_(f.tracker->counters().flows_created) {}
+
+  void finish(benchmark::State& state, double packets, const Elapsed& e) const {
+    const flow::TrackerCounters& c = f_.tracker->counters();
+    if (!f_.ok) state.SkipWithError("fixture: a handshake did not establish");
+    else if (c.invalid != invalid_before_) state.SkipWithError("a packet was invalid");
+    else if (c.flows_created != created_before_) state.SkipWithError("a packet missed its flow");
+    report(state, packets, e);
+    report_memory(state, f_.flows, f_.capacity);
+  }
+
+ private:
+  const TrackerFixture& f_;
+  std::uint64_t invalid_before_;
+  std::uint64_t created_before_;
+};
+
 void BM_TrackerEstablished(benchmark::State& state) {
   auto& f = fixture<TrackerFixture>(static_cast<std::uint32_t>(state.range(0)));
   flow::Tracker& tr = *f.tracker;
-  const std::uint64_t invalid_before = tr.counters().invalid;
-  const std::uint64_t created_before = tr.counters().flows_created;
+  const TrackerChecks checks(f);
   const PacketView* stream = f.stream.data();
   flow::Clock clock{kNow};
   std::size_t i = 0;
@@ -756,11 +778,7 @@ void BM_TrackerEstablished(benchmark::State& state) {
     i = (i + 1) & (TrackerFixture::kStream - 1);
   }
   sw.stop(e);
-  if (!f.ok) state.SkipWithError("fixture: a handshake did not establish");
-  else if (tr.counters().invalid != invalid_before) state.SkipWithError("a packet was invalid");
-  else if (tr.counters().flows_created != created_before) state.SkipWithError("a packet missed its flow");
-  report(state, static_cast<double>(state.iterations()), e);
-  report_memory(state, f.flows, f.capacity);
+  checks.finish(state, static_cast<double>(state.iterations()), e);
 }
 BENCHMARK(BM_TrackerEstablished)->Arg(10'000)->Arg(1'000'000);
 
@@ -769,8 +787,7 @@ BENCHMARK(BM_TrackerEstablished)->Arg(10'000)->Arg(1'000'000);
 void BM_TrackerEstablishedBurst32(benchmark::State& state) {
   auto& f = fixture<TrackerFixture>(static_cast<std::uint32_t>(state.range(0)));
   flow::Tracker& tr = *f.tracker;
-  const std::uint64_t invalid_before = tr.counters().invalid;
-  const std::uint64_t created_before = tr.counters().flows_created;
+  const TrackerChecks checks(f);
   const PacketView* stream = f.stream.data();
   flow::Clock clock{kNow};
   const PacketView* burst[32];
@@ -786,11 +803,7 @@ void BM_TrackerEstablishedBurst32(benchmark::State& state) {
     i = (i + 32) & (TrackerFixture::kStream - 1);
   }
   sw.stop(e);
-  if (!f.ok) state.SkipWithError("fixture: a handshake did not establish");
-  else if (tr.counters().invalid != invalid_before) state.SkipWithError("a packet was invalid");
-  else if (tr.counters().flows_created != created_before) state.SkipWithError("a packet missed its flow");
-  report(state, static_cast<double>(state.iterations()) * 32, e);
-  report_memory(state, f.flows, f.capacity);
+  checks.finish(state, static_cast<double>(state.iterations()) * 32, e);
 }
 BENCHMARK(BM_TrackerEstablishedBurst32)->Arg(10'000)->Arg(1'000'000);
 
@@ -800,8 +813,7 @@ BENCHMARK(BM_TrackerEstablishedBurst32)->Arg(10'000)->Arg(1'000'000);
 void BM_TrackerEstablishedPipelined32(benchmark::State& state) {
   auto& f = fixture<TrackerFixture>(static_cast<std::uint32_t>(state.range(0)));
   flow::Tracker& tr = *f.tracker;
-  const std::uint64_t invalid_before = tr.counters().invalid;
-  const std::uint64_t created_before = tr.counters().flows_created;
+  const TrackerChecks checks(f);
   const PacketView* stream = f.stream.data();
   flow::Clock clock{kNow};
   const PacketView* burst[3][32];
@@ -831,11 +843,7 @@ void BM_TrackerEstablishedPipelined32(benchmark::State& state) {
     cur = next;
   }
   sw.stop(e);
-  if (!f.ok) state.SkipWithError("fixture: a handshake did not establish");
-  else if (tr.counters().invalid != invalid_before) state.SkipWithError("a packet was invalid");
-  else if (tr.counters().flows_created != created_before) state.SkipWithError("a packet missed its flow");
-  report(state, static_cast<double>(state.iterations()) * 32, e);
-  report_memory(state, f.flows, f.capacity);
+  checks.finish(state, static_cast<double>(state.iterations()) * 32, e);
 }
 BENCHMARK(BM_TrackerEstablishedPipelined32)->Arg(10'000)->Arg(1'000'000);
 
