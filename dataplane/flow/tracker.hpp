@@ -470,25 +470,23 @@ class Tracker {
                                                        TrackResult& r) noexcept {
     using namespace packet::tcpflag;
     using tcp::status_word;
-    using tcp::Status;
-    using tcp::CtState;
-    using tcp::EpState;
+    namespace sb = tcp::status_bits;
     // Status fields as words: the fast path's precondition, and what it changes.
-    constexpr std::uint32_t kEst = static_cast<std::uint32_t>(CtState::Established);
-    constexpr std::uint32_t kEpEst = static_cast<std::uint32_t>(EpState::Established);
-    constexpr std::uint32_t kWhenMask =
-        status_word(Status{.ct_state = 15, .initiator = 15, .responder = 15, .seen_reply = 1, .assured = 1});
-    constexpr std::uint32_t kWhen = status_word(
-        Status{.ct_state = kEst, .initiator = kEpEst, .responder = kEpEst, .seen_reply = 1, .assured = 1});
+    constexpr std::uint32_t kEst = static_cast<std::uint32_t>(tcp::CtState::Established);
+    constexpr std::uint32_t kEpEst = static_cast<std::uint32_t>(tcp::EpState::Established);
+    constexpr std::uint32_t kWhenMask = sb::kCtState.mask() | sb::kInitiator.mask() | sb::kResponder.mask() |
+                                        sb::kSeenReply.mask() | sb::kAssured.mask();
+    constexpr std::uint32_t kWhen = sb::kCtState.value(kEst) | sb::kInitiator.value(kEpEst) |
+                                    sb::kResponder.value(kEpEst) | sb::kSeenReply.value(1) | sb::kAssured.value(1);
     // timeout_cap keeps its value unless a cap is chosen (as in tcp::detail::set_timeout()).
     constexpr std::uint32_t kChanged =
-        status_word(Status{.timeout_class = 1, .last_index = 7, .last_dir = 1, .retrans = 3});
-    constexpr std::uint32_t kCapField = status_word(Status{.timeout_cap = 3});
-    constexpr std::uint32_t kAckIndex = status_word(Status{.last_index = static_cast<std::uint32_t>(tcp::Index::Ack)});
-    constexpr int kLastDirShift = std::countr_zero(status_word(Status{.last_dir = 1}));
-    constexpr int kRetransShift = std::countr_zero(status_word(Status{.retrans = 1}));
-    constexpr std::uint32_t kCapRetrans = status_word(Status{.timeout_class = 1, .timeout_cap = 0});
-    constexpr std::uint32_t kCapUnack = status_word(Status{.timeout_class = 1, .timeout_cap = 1});
+        sb::kTimeoutClass.mask() | sb::kLastIndex.mask() | sb::kLastDir.mask() | sb::kRetrans.mask();
+    constexpr std::uint32_t kCapField = sb::kTimeoutCap.mask();
+    constexpr std::uint32_t kAckIndex = sb::kLastIndex.value(static_cast<std::uint32_t>(tcp::Index::Ack));
+    constexpr int kLastDirShift = sb::kLastDir.shift;
+    constexpr int kRetransShift = sb::kRetrans.shift;
+    constexpr std::uint32_t kCapRetrans = sb::kTimeoutClass.value(1) | sb::kTimeoutCap.value(0);
+    constexpr std::uint32_t kCapUnack = sb::kTimeoutClass.value(1) | sb::kTimeoutCap.value(1);
 
     auto& e = table.entry(h);
     const std::uint32_t sw = status_word(e.status);

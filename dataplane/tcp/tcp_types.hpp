@@ -218,11 +218,52 @@ struct Status {
 static_assert(sizeof(Status) == 4);
 
 // Status as one word, for the fast path's masked compares and updates (each
-// bitfield access on its own is a load, shift and mask). Field masks are
-// words of a Status with those fields all ones, e.g.
-// status_word(Status{.retrans = 3}).
-constexpr std::uint32_t status_word(Status s) noexcept { return std::bit_cast<std::uint32_t>(s); }
-constexpr Status status_of_word(std::uint32_t w) noexcept { return std::bit_cast<Status>(w); }
+// bitfield access on its own is a load, shift and mask).
+inline std::uint32_t status_word(Status s) noexcept { return std::bit_cast<std::uint32_t>(s); }
+inline Status status_of_word(std::uint32_t w) noexcept { return std::bit_cast<Status>(w); }
+
+// Where each field of Status lies in its word: the x86-64 ABI (gcc and
+// clang) allocates bitfields from the least significant bit in declaration
+// order. Checked against the bitfields at compile time where the compiler can
+// (gcc; clang 14 cannot bit_cast bitfields in a constant expression) and by
+// the unit test StatusWord.FieldsWhereTheBitfieldsAre everywhere.
+namespace status_bits {
+struct Field {
+  int shift;
+  int width;
+  constexpr std::uint32_t mask() const noexcept { return ((1u << width) - 1u) << shift; }
+  constexpr std::uint32_t value(std::uint32_t v) const noexcept { return (v << shift) & mask(); }
+};
+inline constexpr Field kCtState{0, 4};
+inline constexpr Field kInitiator{4, 4};
+inline constexpr Field kResponder{8, 4};
+inline constexpr Field kInitiatorIsLo{12, 1};
+inline constexpr Field kSeenReply{13, 1};
+inline constexpr Field kAssured{14, 1};
+inline constexpr Field kTimeoutClass{15, 1};
+inline constexpr Field kTimeoutCap{16, 2};
+inline constexpr Field kLastIndex{18, 3};
+inline constexpr Field kLastDir{21, 1};
+inline constexpr Field kLastFlags{22, 4};
+inline constexpr Field kLastWscale{26, 4};
+inline constexpr Field kRetrans{30, 2};
+}  // namespace status_bits
+
+#if defined(__GNUC__) && !defined(__clang__)
+static_assert(std::bit_cast<std::uint32_t>(Status{.ct_state = 15}) == status_bits::kCtState.mask());
+static_assert(std::bit_cast<std::uint32_t>(Status{.initiator = 15}) == status_bits::kInitiator.mask());
+static_assert(std::bit_cast<std::uint32_t>(Status{.responder = 15}) == status_bits::kResponder.mask());
+static_assert(std::bit_cast<std::uint32_t>(Status{.initiator_is_lo = 1}) == status_bits::kInitiatorIsLo.mask());
+static_assert(std::bit_cast<std::uint32_t>(Status{.seen_reply = 1}) == status_bits::kSeenReply.mask());
+static_assert(std::bit_cast<std::uint32_t>(Status{.assured = 1}) == status_bits::kAssured.mask());
+static_assert(std::bit_cast<std::uint32_t>(Status{.timeout_class = 1}) == status_bits::kTimeoutClass.mask());
+static_assert(std::bit_cast<std::uint32_t>(Status{.timeout_cap = 3}) == status_bits::kTimeoutCap.mask());
+static_assert(std::bit_cast<std::uint32_t>(Status{.last_index = 7}) == status_bits::kLastIndex.mask());
+static_assert(std::bit_cast<std::uint32_t>(Status{.last_dir = 1}) == status_bits::kLastDir.mask());
+static_assert(std::bit_cast<std::uint32_t>(Status{.last_flags = 15}) == status_bits::kLastFlags.mask());
+static_assert(std::bit_cast<std::uint32_t>(Status{.last_wscale = 15}) == status_bits::kLastWscale.mask());
+static_assert(std::bit_cast<std::uint32_t>(Status{.retrans = 3}) == status_bits::kRetrans.mask());
+#endif
 
 // The working copy of one connection's TCP state. Flow entries store it split
 // into a hot and a cold part; the state machine sees it whole.

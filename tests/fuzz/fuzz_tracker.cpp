@@ -367,6 +367,8 @@ class Harness {
     const packet::PacketView* ptrs[flow::Tracker::kMaxBurst];
     for (unsigned i = 0; i < pending_; ++i) ptrs[i] = &views_[i];
     flow::TrackResult out[flow::Tracker::kMaxBurst];
+    burst_fast_start_ = a_.counters().fast_path;
+    burst_lag_ = 0;
     a_.track_burst(ptrs, pending_, clock(), out, [&](unsigned i, flow::TrackResult& ra) noexcept {
       const flow::TrackResult rb = b_.track(views_[i], clock());
       if (trace()) print(views_[i], ra);
@@ -382,7 +384,7 @@ class Harness {
       }
       after_op("track", i + 1);
     });
-    after_op("burst");
+    after_op("burst", 0, true);
     pending_ = 0;
   }
 
@@ -600,9 +602,10 @@ class Harness {
   // Within a burst (`in_burst` segments of it tracked so far), A has not yet
   // counted the burst's fast-path segments: track_burst() adds them once at
   // its end. The lag must be the same in the packet, accepted and Ok counts,
-  // and no more than the burst's segments; after the burst (in_burst 0) there
-  // is none.
-  void after_op(const char* what, std::uint64_t in_burst = 0) {
+  // grow by one with each segment A did in place (B counts every segment as
+  // it goes) and by none otherwise; at the burst's end (`burst_end`) there is
+  // none, and A's fast_path count has grown by exactly the last lag.
+  void after_op(const char* what, std::uint64_t in_burst = 0, bool burst_end = false) {
     FUZZ_CHECK(a4_.bytes == b4_.bytes && std::memcmp(a4_.mem.get(), b4_.mem.get(), a4_.bytes) == 0,
                "%s: IPv4 tables of A (burst, fast path) and B (one by one) differ%s", what, diff(a4_, b4_).c_str());
     FUZZ_CHECK(std::memcmp(a6_.mem.get(), b6_.mem.get(), a6_.bytes) == 0,
@@ -614,6 +617,16 @@ class Harness {
                "%s: A counted %llu TCP segments, B %llu, %llu of the burst tracked", what,
                static_cast<unsigned long long>(c.tcp_packets), static_cast<unsigned long long>(cb.tcp_packets),
                static_cast<unsigned long long>(in_burst));
+    if (in_burst) {
+      FUZZ_CHECK(c.fast_path == burst_fast_start_, "%s: A's fast_path counted before the end of the burst", what);
+      FUZZ_CHECK(lag == burst_lag_ || lag == burst_lag_ + 1, "%s: lag of A's counts went from %llu to %llu", what,
+                 static_cast<unsigned long long>(burst_lag_), static_cast<unsigned long long>(lag));
+      burst_lag_ = lag;
+    }
+    if (burst_end)
+      FUZZ_CHECK(c.fast_path == burst_fast_start_ + burst_lag_, "%s: A counted %llu segments done in place, not %llu",
+                 what, static_cast<unsigned long long>(c.fast_path - burst_fast_start_),
+                 static_cast<unsigned long long>(burst_lag_));
     cb.tcp_packets -= lag;
     cb.accepted -= lag;
     cb.reasons[static_cast<std::size_t>(tcp::Reason::Ok)] -= lag;
@@ -744,6 +757,8 @@ class Harness {
   std::vector<Live<flow::V4>> prev4_;
   std::vector<Live<flow::V6>> prev6_;
   flow::TrackerCounters prev_counters_{};
+  std::uint64_t burst_fast_start_ = 0;  // A's fast_path when the burst began
+  std::uint64_t burst_lag_ = 0;         // A's segments done in place so far in the burst
 };
 
 }  // namespace

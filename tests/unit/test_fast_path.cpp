@@ -26,9 +26,11 @@ namespace tf = ctlb::packet::tcpflag;
 struct Pair {
   ctlb_test::HeapTable<V4> a4{1024}, b4{1024};
   ctlb_test::HeapTable<V6> a6{64}, b6{64};
-  Tracker fast{a4.table, a6.table, ctlb::tcp::Config{}};
-  Tracker general{b4.table, b6.table, ctlb::tcp::Config{}};
-  Pair() { general.set_fast_path(false); }
+  Tracker fast;
+  Tracker general;
+  explicit Pair(const ctlb::tcp::Config& cfg) : fast{a4.table, a6.table, cfg}, general{b4.table, b6.table, cfg} {
+    general.set_fast_path(false);
+  }
 };
 
 struct Side {
@@ -73,8 +75,8 @@ void expect_same(const TrackResult& a, const TrackResult& b, int i) {
   ASSERT_EQ(a.handle, b.handle) << "packet " << i;
 }
 
-TEST(FastPath, SameAsGeneralPath) {
-  Pair p;
+void same_as_general_path(const ctlb::tcp::Config& cfg) {
+  Pair p(cfg);
   std::mt19937_64 rng(20261121);
   std::vector<Conn> conns;
   std::uint64_t now = 1000;
@@ -140,7 +142,7 @@ TEST(FastPath, SameAsGeneralPath) {
     const TrackResult a = p.fast.track(v, Clock{now});
     const TrackResult b = p.general.track(v, Clock{now});
     expect_same(a, b, i);
-    if (HasFatalFailure()) return;
+    if (::testing::Test::HasFatalFailure()) return;
     if (a.handle != ctlb::flow::kNoHandle) {
       const auto& ea = p.a4.table.entry(a.handle);
       const auto& eb = p.b4.table.entry(b.handle);
@@ -157,6 +159,64 @@ TEST(FastPath, SameAsGeneralPath) {
   EXPECT_EQ(p.general.counters().fast_path, 0u);
   EXPECT_GT(p.fast.counters().invalid, 500u);
   EXPECT_GT(p.fast.counters().tcp_packets - p.fast.counters().fast_path, 5000u);
+}
+
+// The fast path edits Status as a word at the positions of tcp::status_bits;
+// they must be where the compiler put the bitfields (gcc also checks this at
+// compile time; clang, which builds the fuzz targets, cannot).
+TEST(StatusWord, FieldsWhereTheBitfieldsAre) {
+  namespace sb = ctlb::tcp::status_bits;
+  using ctlb::tcp::Status;
+  using ctlb::tcp::status_word;
+  auto one = [](auto set) {
+    Status s{};
+    set(s);
+    return status_word(s);
+  };
+  EXPECT_EQ(one([](Status& s) { s.ct_state = 15; }), sb::kCtState.mask());
+  EXPECT_EQ(one([](Status& s) { s.initiator = 15; }), sb::kInitiator.mask());
+  EXPECT_EQ(one([](Status& s) { s.responder = 15; }), sb::kResponder.mask());
+  EXPECT_EQ(one([](Status& s) { s.initiator_is_lo = 1; }), sb::kInitiatorIsLo.mask());
+  EXPECT_EQ(one([](Status& s) { s.seen_reply = 1; }), sb::kSeenReply.mask());
+  EXPECT_EQ(one([](Status& s) { s.assured = 1; }), sb::kAssured.mask());
+  EXPECT_EQ(one([](Status& s) { s.timeout_class = 1; }), sb::kTimeoutClass.mask());
+  EXPECT_EQ(one([](Status& s) { s.timeout_cap = 3; }), sb::kTimeoutCap.mask());
+  EXPECT_EQ(one([](Status& s) { s.last_index = 7; }), sb::kLastIndex.mask());
+  EXPECT_EQ(one([](Status& s) { s.last_dir = 1; }), sb::kLastDir.mask());
+  EXPECT_EQ(one([](Status& s) { s.last_flags = 15; }), sb::kLastFlags.mask());
+  EXPECT_EQ(one([](Status& s) { s.last_wscale = 15; }), sb::kLastWscale.mask());
+  EXPECT_EQ(one([](Status& s) { s.retrans = 3; }), sb::kRetrans.mask());
+  const Status back = ctlb::tcp::status_of_word(sb::kRetrans.value(2) | sb::kLastIndex.value(5));
+  EXPECT_EQ(back.retrans, 2u);
+  EXPECT_EQ(back.last_index, 5u);
+  EXPECT_EQ(back.ct_state, 0u);
+}
+
+TEST(FastPath, SameAsGeneralPath) { same_as_general_path(ctlb::tcp::Config{}); }
+
+// The fast path works out choose_timeout()'s caps for ESTABLISHED once per
+// tracker; with other timeouts some caps never apply. Here ESTABLISHED is no
+// longer than the retransmission and unacknowledged-data timeouts (no cap
+// at all), then between them, each with another max_retrans.
+TEST(FastPath, SameAsGeneralPathWhateverTheTimeouts) {
+  using ctlb::tcp::CtState;
+  using ctlb::tcp::TimeoutClass;
+  auto with = [](std::uint32_t established_s, std::uint32_t retrans_s, std::uint32_t unack_s, std::uint8_t max) {
+    ctlb::tcp::Config cfg{};
+    cfg.timeouts.ms[static_cast<std::size_t>(CtState::Established)] = established_s * 1000u;
+    cfg.timeouts.ms[static_cast<std::size_t>(TimeoutClass::Retrans)] = retrans_s * 1000u;
+    cfg.timeouts.ms[static_cast<std::size_t>(TimeoutClass::Unack)] = unack_s * 1000u;
+    cfg.max_retrans = max;
+    return cfg;
+  };
+  for (const ctlb::tcp::Config& cfg : {with(200, 300, 300, 1), with(250, 200, 300, 2), with(250, 300, 200, 0)}) {
+    SCOPED_TRACE(testing::Message() << "established " << cfg.timeouts.of(CtState::Established) << " ms, retrans "
+                                    << cfg.timeouts.of(TimeoutClass::Retrans) << " ms, unack "
+                                    << cfg.timeouts.of(TimeoutClass::Unack) << " ms, max_retrans "
+                                    << int{cfg.max_retrans});
+    same_as_general_path(cfg);
+    if (::testing::Test::HasFatalFailure()) return;
+  }
 }
 
 }  // namespace
