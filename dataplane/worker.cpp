@@ -79,6 +79,8 @@ void publish(WorkerContext& w) noexcept {
 
 }  // namespace
 
+static_assert(kBurst <= flow::Tracker::kMaxBurst, "a burst's segments are prepared in one Tracker::BurstKeys");
+
 void process_burst(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64_t now_ms, bool from_handover) {
   packet::PacketView views[kBurst];
   packet::ParseResult results[kBurst];
@@ -391,7 +393,9 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
 
   // Next hops' MACs already looked up in this burst (the return traffic's
   // gateway, backends that recur), by the next-hop pointer into `s`, which
-  // does not change during the burst.
+  // does not change during the burst. A client on a port's own subnet is its
+  // own next hop, pointed to in the packet's view: never remembered, as no
+  // other packet would find it there.
   NextHopCache nh_cache;
   for (unsigned k = 0; k < kept; ++k) {
     const unsigned i = keep[k];
@@ -491,7 +495,7 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
       ++w.counters.lb_waited_for_neighbour;
       continue;
     }
-    if (!cached) nh_cache.remember(nexthop, out_port, mac);
+    if (!cached && nexthop != v.dst) nh_cache.remember(nexthop, out_port, mac);
     send_to(w, s, out_port, mac, m);
   }
 }

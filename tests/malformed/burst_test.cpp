@@ -218,17 +218,27 @@ class Worker {
     const PacketView* tcp_views[Tracker::kMaxBurst];
     unsigned tcp_index[Tracker::kMaxBurst];
     unsigned tcp_count = 0;
+    // As dataplane::process_burst: each segment's key is prepared as it is
+    // parsed; before it, a segment of another connection is prepared in the
+    // same slot, as when a segment is handed over to another worker and its
+    // slot is reused by the next.
+    Tracker::BurstKeys keys;
     for (unsigned i = 0; i < n; ++i) {
       copies.emplace_back(frames[i]->frame);
       fates[i].parse = ctlb::packet::parse_frame(copies[i].data(), copies[i].size(), frames[i]->wire, views[i]);
       tracker.count_parse(fates[i].parse);
       if (fates[i].parse == ParseResult::Tcp) {
+        PacketView other = views[i];
+        other.sport ^= 0x5555;  // another connection's segment, never tracked here
+        tracker.prepare(other, keys, tcp_count);
+        tracker.prepare(views[i], keys, tcp_count);
         tcp_index[tcp_count] = i;
         tcp_views[tcp_count++] = &views[i];
       }
     }
     TrackResult tracked[Tracker::kMaxBurst];
-    if (tcp_count) tracker.track_burst(tcp_views, tcp_count, Clock{kNowMs}, tracked);
+    if (tcp_count)
+      tracker.track_prepared(tcp_views, tcp_count, keys, Clock{kNowMs}, tracked, [](unsigned, TrackResult&) noexcept {});
     for (unsigned t = 0; t < tcp_count; ++t) {
       Fate& f = fates[tcp_index[t]];
       f.tracked = true;
