@@ -72,7 +72,7 @@ count() {
   out=$(CTLB_MICRO_ITERATIONS=$3 valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null \
     "$1" --benchmark_filter="^$2/iterations:" 2>&1) || { echo "instructions: $1 $2 failed:" >&2; echo "$out" >&2; return 1; }
   if ! grep -q "^$2/iterations:" <<<"$out"; then
-    echo "instructions: $1 has no benchmark $2 (too old a build?)" >&2
+    echo "instructions: $1 has no benchmark $2 (names start with fixed/; an older build may lack them)" >&2
     return 1
   fi
   if grep -q "ERROR OCCURRED" <<<"$out"; then
@@ -80,7 +80,14 @@ count() {
     grep -A1 "ERROR OCCURRED" <<<"$out" >&2
     return 1
   fi
-  sed -n 's/.*I *refs: *\([0-9,]*\).*/\1/p' <<<"$out" | tr -d ,
+  local ir
+  ir=$(sed -n 's/.*I *refs: *\([0-9,]*\).*/\1/p' <<<"$out" | tr -d ,)
+  if ! [[ $ir =~ ^[0-9]+$ ]]; then
+    echo "instructions: no instruction count in valgrind's output for $1 $2:" >&2
+    tail -5 <<<"$out" >&2
+    return 1
+  fi
+  echo "$ir"
 }
 
 echo "current: $build; baseline: ${baseline:-none}"
@@ -88,12 +95,17 @@ printf '%-48s %14s' "benchmark (instructions per packet)" "current"
 [[ -n $baseline ]] && printf ' %14s %8s' "baseline" "ratio"
 printf '\n'
 for name in "${names[@]}"; do
+  # Packets per iteration: the batched benchmarks take 32.
   per=32
   [[ $name == *Burst32* || $name == *Pipelined32* ]] || per=1
   vals=()
   for b in "${bins[@]}"; do
     a=$(count "$b" "$name" "$iters")
     z=$(count "$b" "$name" $((2 * iters)))
+    if ((z <= a)); then
+      echo "instructions: $name: $((2 * iters)) iterations counted no more than $iters ($z <= $a)" >&2
+      exit 1
+    fi
     vals+=("$(awk -v a="$a" -v z="$z" -v n="$iters" -v p="$per" 'BEGIN { printf "%.1f", (z - a) / (n * p) }')")
   done
   printf '%-48s %14s' "$name" "${vals[0]}"

@@ -16,7 +16,11 @@
 #
 #   bench/throughput.sh [--quick] [--reps N] [--warmup S] [--window S]
 #                       [--scenarios syn-1M,established-10k,lb-established-10k,flood-10M,...]
-#                       [--seed N] [--with-ager]
+#                       [--seed N] [--with-ager] [--baseline-dataplane BINARY]
+#
+# --baseline-dataplane: another ctlb-dataplane build (an earlier revision,
+# say) run as a third DUT, ctlb-base, alternated with the others on the same
+# configs: the table gives ctlb's rate as a fraction of it.
 #
 # Prints a table (median and min-max of the runs, cycles per packet, ratio to
 # testpmd, flows tracked, drops by reason); writes build/bench/throughput.json
