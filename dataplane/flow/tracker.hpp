@@ -98,9 +98,7 @@ class Tracker {
         v6_(v6),
         cfg_(cfg),
         policy_{&cfg_.timeouts},
-        est_max_retrans_(std::clamp<std::uint8_t>(cfg.max_retrans, 1, 3)),
-        est_cap_retrans_(cfg.timeouts.of(tcp::CtState::Established) > cfg.timeouts.of(tcp::TimeoutClass::Retrans)),
-        est_cap_unack_(cfg.timeouts.of(tcp::CtState::Established) > cfg.timeouts.of(tcp::TimeoutClass::Unack)) {}
+        est_caps_(tcp::detail::state_caps(tcp::CtState::Established, cfg)) {}
 
   // The in-place path for in-window segments of established connections is
   // on by default; tests turn it off to compare it with the general path.
@@ -515,16 +513,17 @@ class Tracker {
     tcp::detail::advance_window(t, d, end, ack, ack, static_cast<std::uint32_t>(v.window) << t.scale[d], true);
 
     // As tcp::track(): an identical segment in the same direction counts as
-    // a retransmission; then tcp::detail::choose_timeout() for ESTABLISHED
+    // a retransmission; then tcp::detail::choose_cap() for ESTABLISHED
     // after an ACK (retransmissions, unacknowledged data, zero window).
     const bool same = st.last_dir == static_cast<std::uint32_t>(d) && c.last_seq == seq && c.last_ack == ack &&
                       e.last_end == end && c.last_win == v.window;
     const std::uint32_t retrans = same ? (st.retrans < 3 ? st.retrans + 1 : 3) : 0;
     std::uint32_t nw = (sw & ~kChanged) | kAckIndex | (static_cast<std::uint32_t>(d) << kLastDirShift) |
                        (retrans << kRetransShift);
-    if (retrans >= est_max_retrans_ && est_cap_retrans_) nw = (nw & ~kCapField) | kCapRetrans;
-    else if (((t.flags[0] | t.flags[1]) & tcp::dirflag::kDataUnacked) && est_cap_unack_) nw = (nw & ~kCapField) | kCapUnack;
-    else if (v.window == 0 && est_cap_retrans_) nw = (nw & ~kCapField) | kCapRetrans;
+    const tcp::detail::Cap cap = tcp::detail::choose_cap(
+        est_caps_, tcp::Index::Ack, (t.flags[0] | t.flags[1]) & tcp::dirflag::kDataUnacked, retrans, v.window);
+    if (cap == tcp::detail::Cap::Retrans) nw = (nw & ~kCapField) | kCapRetrans;
+    else if (cap == tcp::detail::Cap::Unack) nw = (nw & ~kCapField) | kCapUnack;  // Close: only after a RST
     c.last_seq = seq;
     c.last_ack = ack;
     c.last_win = v.window;
@@ -609,10 +608,7 @@ class Tracker {
   tcp::Config cfg_;
   EvictionPolicy policy_;
   bool fast_path_ = true;
-  // tcp::detail::choose_timeout() for ESTABLISHED, worked out once.
-  std::uint8_t est_max_retrans_;
-  bool est_cap_retrans_;
-  bool est_cap_unack_;
+  tcp::detail::StateCaps est_caps_;  // for the fast path's choose_cap()
   std::uint32_t limit_rate_ = 0;
   std::uint32_t limit_burst_ = 0;
   std::uint64_t tokens_milli_ = 0;

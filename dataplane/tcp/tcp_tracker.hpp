@@ -328,24 +328,43 @@ inline void cap_timeout_close(Status& st) noexcept {
   st.timeout_cap = 2;
 }
 
-// nf_conntrack's choice of timeout after an in-window packet, recorded in
-// `st` (its state becomes `state`): the retransmission cap, the CLOSE timeout
-// after a RST, the unacknowledged-data cap, the zero-window cap, else the
-// state's own. `retrans` and `last_win` are the values after the packet.
-[[gnu::always_inline]] inline void choose_timeout(Status& st, CtState state, Index index, bool data_unacked,
-                                                  std::uint32_t retrans, std::uint16_t last_win,
-                                                  const Config& cfg) noexcept {
+// What of the configuration choose_cap() needs for a state: a cap applies
+// only where it is shorter than the state's own timeout. Worked out per
+// packet by choose_timeout(), once by the tracker's ESTABLISHED fast path.
+struct StateCaps {
+  std::uint8_t max_retrans;  // cfg.max_retrans within 1..3
+  bool retrans;              // the state's timeout is longer than Retrans
+  bool unack;                // ... than Unack
+};
+inline StateCaps state_caps(CtState state, const Config& cfg) noexcept {
   const Millis state_timeout = cfg.timeouts.of(state);
-  const std::uint8_t max_retrans = std::clamp<std::uint8_t>(cfg.max_retrans, 1, 3);
+  return {std::clamp<std::uint8_t>(cfg.max_retrans, 1, 3), state_timeout > cfg.timeouts.of(TimeoutClass::Retrans),
+          state_timeout > cfg.timeouts.of(TimeoutClass::Unack)};
+}
+
+// nf_conntrack's choice of timeout after an in-window packet: the
+// retransmission cap, the CLOSE timeout after a RST, the unacknowledged-data
+// cap, the zero-window cap, else (None) the state's own. `retrans` and
+// `last_win` are the values after the packet.
+enum class Cap : std::uint8_t { None, Retrans, Close, Unack };
+inline Cap choose_cap(const StateCaps& caps, Index index, bool data_unacked, std::uint32_t retrans,
+                      std::uint16_t last_win) noexcept {
+  if (retrans >= caps.max_retrans && caps.retrans) return Cap::Retrans;
+  if (index == Index::Rst) return Cap::Close;
+  if (data_unacked && caps.unack) return Cap::Unack;
+  if (last_win == 0 && caps.retrans) return Cap::Retrans;
+  return Cap::None;
+}
+
+// That choice recorded in `st`, whose state becomes `state`.
+inline void choose_timeout(Status& st, CtState state, Index index, bool data_unacked, std::uint32_t retrans,
+                           std::uint16_t last_win, const Config& cfg) noexcept {
   set_timeout(st, state);
-  if (retrans >= max_retrans && state_timeout > cfg.timeouts.of(TimeoutClass::Retrans)) {
-    cap_timeout(st, TimeoutClass::Retrans);
-  } else if (index == Index::Rst) {
-    cap_timeout_close(st);
-  } else if (data_unacked && state_timeout > cfg.timeouts.of(TimeoutClass::Unack)) {
-    cap_timeout(st, TimeoutClass::Unack);
-  } else if (last_win == 0 && state_timeout > cfg.timeouts.of(TimeoutClass::Retrans)) {
-    cap_timeout(st, TimeoutClass::Retrans);
+  switch (choose_cap(state_caps(state, cfg), index, data_unacked, retrans, last_win)) {
+    case Cap::Retrans: cap_timeout(st, TimeoutClass::Retrans); break;
+    case Cap::Close: cap_timeout_close(st); break;
+    case Cap::Unack: cap_timeout(st, TimeoutClass::Unack); break;
+    case Cap::None: break;
   }
 }
 
