@@ -856,6 +856,12 @@ def parse_testpmd_final(output):
 
 # ---------------------------------------------------------------- report
 
+def run_stats(r):
+    """A ctlb run's counters at its end: those printed at exit are the last word (they list the nonzero ones
+    only); the last telemetry snapshot stands in when the exit output is missing."""
+    return dict(r.get("final") or (r["end"]["stats"] if r.get("end") else {}))
+
+
 def summarize(chosen, results, tsc_hz):
     rows = {}
     for scn in chosen:
@@ -878,9 +884,7 @@ def summarize(chosen, results, tsc_hz):
                 cmed, clo, chi = median_spread([r.get("cps") for r in runs])
                 d.update({"cps": cmed, "cps_min": clo, "cps_max": chi})
                 last = runs[-1]
-                # The counters printed at exit are the last word (they list the nonzero ones only);
-                # the last telemetry snapshot stands in when the exit output is missing.
-                stats = dict(last.get("final") or (last["end"]["stats"] if last.get("end") else {}))
+                stats = run_stats(last)
                 d["flows"] = {"created": stats.get("flows_created", 0), "reopened": stats.get("flows_reopened", 0),
                               "evicted": stats.get("flows_evicted", 0), "reclaimed": stats.get("flows_reclaimed", 0)}
                 d["states"] = {s: stats.get(f"flows_{s}", 0) for s in STATES if stats.get(f"flows_{s}", 0)}
@@ -910,14 +914,13 @@ def summarize(chosen, results, tsc_hz):
                     # Mode lb and floods: every run, not only the last, or a run that dropped packets could
                     # pass unseen.
                     for r in runs[:-1]:
-                        earlier = dict(r.get("final") or (r["end"]["stats"] if r.get("end") else {}))
-                        d["checks"] += [f"run #{r['rep']}: {p}" for p in checks(scn, meta, earlier, bool(r.get("final")))]
+                        d["checks"] += [f"run #{r['rep']}: {p}" for p in checks(scn, meta, run_stats(r), bool(r.get("final")))]
             if dut == "ctlb-base" and runs:
                 # Checked as ctlb is, every run: a rate of a baseline that dropped packets means nothing.
                 d["checks"] = []
                 for r in runs:
-                    st = dict(r.get("final") or (r["end"]["stats"] if r.get("end") else {}))
-                    d["checks"] += [f"ctlb-base run #{r['rep']}: {p}" for p in checks(scn, meta, st, bool(r.get("final")))]
+                    d["checks"] += [f"ctlb-base run #{r['rep']}: {p}"
+                                    for p in checks(scn, meta, run_stats(r), bool(r.get("final")))]
             if dut == "testpmd" and runs:
                 last = runs[-1]
                 drops = {k: v for k, v in last.get("final_fwd", {}).items() if v}
@@ -976,7 +979,7 @@ def flood_summary(scn, meta, runs):
            "share": meta["flood"]["syns"] / (meta["flood"]["syns"] + meta["flood"]["data_packets"]),
            "limit": scn.get("new_flow_limit"), "runs": []}
     for r in runs:
-        stats = r.get("final") or (r["end"]["stats"] if r.get("end") else {})
+        stats = run_stats(r)
         out["runs"].append({
             "rep": r["rep"], "flood_syns_received": r.get("flood_rx"),
             "flows_ESTABLISHED": stats.get("flows_ESTABLISHED", 0), "flows_SYN_RECV": stats.get("flows_SYN_RECV", 0),
