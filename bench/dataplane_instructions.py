@@ -30,7 +30,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import throughput  # noqa: E402  (scenarios, captures, configurations, telemetry)
 
-COLLECT = "ctlb::dataplane::process_burst*"
+COLLECT = "ctlb::dataplane::process_burst*"  # process_burst and process_burst_lb
 MBUFS = 65536  # the capture is read from the file, not held in the pool
 
 
@@ -54,16 +54,16 @@ def scenario(name, rounds):
                               ", ".join(s["name"] for s in throughput.SCENARIOS if s["kind"] == "established") + ")")
 
 
-def inclusive(outfile, function):
-    """The inclusive instruction count of the functions whose names match the regular expression `function`."""
-    out = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", outfile],
+def collected(outfile):
+    """The instructions callgrind collected (only inside process_burst*, toggled per thread: the worker's) and
+    its annotation by function, inclusive."""
+    out = subprocess.run(["callgrind_annotate", "--inclusive=yes", outfile],
                          capture_output=True, text=True, check=True).stdout
-    total = 0
     for line in out.splitlines():
-        m = re.match(r"\s*([\d,]+)\s+\([^)]*\)\s+(?:\S*:)?" + function + r"\(", line)
+        m = re.match(r"\s*([\d,]+)\s+\([^)]*\)\s+PROGRAM TOTALS", line)
         if m:
-            total += int(m.group(1).replace(",", ""))
-    return total, out
+            return int(m.group(1).replace(",", "")), out
+    return 0, out
 
 
 def count(binary, tag, scn, meta, work, detail):
@@ -122,7 +122,7 @@ def count(binary, tag, scn, meta, work, detail):
     parts = [os.path.join(work, n) for n in os.listdir(work) if n.startswith(os.path.basename(outfile))]
     instr, annotated = 0, ""
     for part in parts:
-        n, out = inclusive(part, r"ctlb::dataplane::process_burst(?:_lb)?")
+        n, out = collected(part)
         instr += n
         if n:
             annotated = out
