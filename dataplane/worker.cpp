@@ -5,9 +5,8 @@
 #include <rte_prefetch.h>
 
 #include <cstring>
-#include <new>
-#include <type_traits>
 
+#include "dataplane/common/uninitialised.hpp"
 #include "dataplane/lb/arp.hpp"
 #include "dataplane/lb/nat.hpp"
 #include "dataplane/packet/parse_mbuf.hpp"
@@ -81,8 +80,11 @@ void publish(WorkerContext& w) noexcept {
 
 static_assert(kBurst <= flow::Tracker::kMaxBurst, "a burst's segments are prepared in one Tracker::BurstKeys");
 
+// Per-burst arrays are Uninitialised<>: the parser writes every field of a
+// view that its result makes meaningful (a TCP segment's view is read only
+// after parse_frame() returned Tcp), the tracker writes every result whole.
 void process_burst(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64_t now_ms, bool from_handover) {
-  packet::PacketView views[kBurst];
+  Uninitialised<packet::PacketView, kBurst> views;
   packet::ParseResult results[kBurst];
   bool mine[kBurst];
   // The burst's TCP segments, tracked together after the parse; each one's
@@ -111,9 +113,9 @@ void process_burst(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64_t 
     }
     w.tracker->count_parse(results[i]);
   }
-  flow::TrackResult tracked[kBurst];
+  Uninitialised<flow::TrackResult, kBurst> tracked;
   if (tcp_count)
-    w.tracker->track_prepared(tcp_views, tcp_count, keys, flow::Clock{now_ms}, tracked,
+    w.tracker->track_prepared(tcp_views, tcp_count, keys, flow::Clock{now_ms}, tracked.data(),
                               [](unsigned, flow::TrackResult&) noexcept {});
   unsigned t = 0;
   for (unsigned i = 0; i < n; ++i) {
@@ -270,14 +272,13 @@ inline void send_to(WorkerContext& w, const lb::State& s, std::uint16_t out_port
 
 void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64_t now_ms, bool from_handover) {
   const lb::State& s = *w.lb;
-  packet::PacketView views[kBurst];
+  Uninitialised<packet::PacketView, kBurst> views;  // as in process_burst()
   LbMeta meta[kBurst];
   unsigned keep[kBurst];  // packets this worker tracks, in order
   unsigned kept = 0;
-  // As the tracker sees them: return traffic from the VIP. Raw storage, not
-  // PacketView's zero-initialised members: an entry is written whole (a
-  // copy of the parsed view) before it is read.
-  alignas(packet::PacketView) unsigned char tview_storage[kBurst][sizeof(packet::PacketView)];
+  // As the tracker sees them: return traffic from the VIP, each a copy of
+  // the parsed view with the VIP as its source.
+  Uninitialised<packet::PacketView, kBurst> tviews;
   const packet::PacketView* tracked_views[kBurst];
   flow::Tracker::BurstKeys keys;
 
@@ -335,8 +336,8 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
     w.tracker->count_parse(res);
     tracked_views[kept] = &v;
     if (mt.dir == LbDir::Out) {
-      static_assert(std::is_trivially_copyable_v<packet::PacketView>);
-      packet::PacketView& tv = *new (tview_storage[kept]) packet::PacketView(v);
+      packet::PacketView& tv = tviews[kept];
+      tv = v;
       tracked_views[kept] = &tv;
       // The tracker keys the connection by client and VIP in both directions.
       auto as_from_vip = [&](std::uint32_t vip_index) {
@@ -369,7 +370,7 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
     keep[kept++] = i;
   }
 
-  flow::TrackResult tracked[kBurst];
+  Uninitialised<flow::TrackResult, kBurst> tracked;
   bool picked[kBurst];
   // The backend is decided right after each packet is tracked, before a
   // later packet of the burst can end the connection and hand its entry to
@@ -389,7 +390,7 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
     w.tracker->set_backend(views[keep[k]].family, r.handle, b);
     r.backend = b;
   };
-  if (kept) w.tracker->track_prepared(tracked_views, kept, keys, flow::Clock{now_ms}, tracked, decide);
+  if (kept) w.tracker->track_prepared(tracked_views, kept, keys, flow::Clock{now_ms}, tracked.data(), decide);
 
   // Next hops' MACs already looked up in this burst (the return traffic's
   // gateway, backends that recur), by the next-hop pointer into `s`, which

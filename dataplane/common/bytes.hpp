@@ -7,7 +7,9 @@
 namespace ctlb {
 
 inline std::uint16_t load_be16(const std::uint8_t* p) noexcept {
-  return static_cast<std::uint16_t>((p[0] << 8) | p[1]);
+  std::uint16_t v;
+  std::memcpy(&v, p, sizeof v);
+  return __builtin_bswap16(v);
 }
 
 inline std::uint32_t load_be32(const std::uint8_t* p) noexcept {
@@ -17,8 +19,8 @@ inline std::uint32_t load_be32(const std::uint8_t* p) noexcept {
 }
 
 inline void store_be16(std::uint8_t* p, std::uint16_t v) noexcept {
-  p[0] = static_cast<std::uint8_t>(v >> 8);
-  p[1] = static_cast<std::uint8_t>(v);
+  v = __builtin_bswap16(v);
+  std::memcpy(p, &v, sizeof v);
 }
 
 inline void store_be32(std::uint8_t* p, std::uint32_t v) noexcept {

@@ -1,6 +1,12 @@
 #pragma once
 // The compact view of one frame that every later stage works on. All fields
 // are in host byte order; addresses keep their wire bytes.
+//
+// parse_frame() writes every field that its result makes meaningful, so the
+// dataplane parses into uninitialised views: for Tcp, all of them except the
+// last 12 bytes of IPv4 addresses and VLAN IDs past vlan_count; for NotIp,
+// ether_type (tests/unit ParseWrites checks it). The zero defaults below are
+// for views built by hand.
 #include <cstdint>
 
 #include "dataplane/packet/parse_result.hpp"

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "corpus.hpp"
+#include "dataplane/common/uninitialised.hpp"
 #include "dataplane/flow/tracker.hpp"
 #include "tests/unit/table_util.hpp"
 
@@ -214,7 +215,7 @@ class Worker {
   void process_burst(const Case* const* frames, unsigned n, Fate* fates) {
     std::vector<ExactCopy> copies;
     copies.reserve(n);
-    PacketView views[Tracker::kMaxBurst];
+    ctlb::Uninitialised<PacketView, Tracker::kMaxBurst> views;  // as the worker's
     const PacketView* tcp_views[Tracker::kMaxBurst];
     unsigned tcp_index[Tracker::kMaxBurst];
     unsigned tcp_count = 0;
@@ -236,9 +237,9 @@ class Worker {
         tcp_views[tcp_count++] = &views[i];
       }
     }
-    TrackResult tracked[Tracker::kMaxBurst];
+    ctlb::Uninitialised<TrackResult, Tracker::kMaxBurst> tracked;
     if (tcp_count)
-      tracker.track_prepared(tcp_views, tcp_count, keys, Clock{kNowMs}, tracked, [](unsigned, TrackResult&) noexcept {});
+      tracker.track_prepared(tcp_views, tcp_count, keys, Clock{kNowMs}, tracked.data(), [](unsigned, TrackResult&) noexcept {});
     for (unsigned t = 0; t < tcp_count; ++t) {
       Fate& f = fates[tcp_index[t]];
       f.tracked = true;

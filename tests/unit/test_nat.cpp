@@ -195,6 +195,22 @@ Bytes payload_frame4(std::size_t payload = 8) {
   return f;
 }
 
+// fold() folds twice, not until nothing is left above 16 bits: the same as
+// folding in a loop for every 32-bit sum, the largest ones included.
+TEST(Checksum, TwoFoldsAreEnoughForEvery32BitSum) {
+  auto looped = [](std::uint32_t sum) {
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    return static_cast<std::uint16_t>(sum);
+  };
+  std::uint32_t x = 0x9e3779b9u;
+  for (int i = 0; i < 200000; ++i) {
+    x = x * 1664525u + 1013904223u;
+    ASSERT_EQ(ctlb::packet::fold(x), looped(x)) << std::hex << x;
+  }
+  for (std::uint32_t edge : {0u, 0xffffu, 0x10000u, 0x1fffeu, 0x1ffffu, 0xfffeffffu, 0xffff0000u, 0xffffffffu})
+    EXPECT_EQ(ctlb::packet::fold(edge), looped(edge)) << std::hex << edge;
+}
+
 TEST(Nat, RewriteMatchesFullRecomputationOnRandomFrames) {
   std::mt19937 rng(20240611);
   for (int i = 0; i < 4000; ++i) {

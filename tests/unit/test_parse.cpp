@@ -735,4 +735,92 @@ TEST(ParseTruncation, Ipv6ConsistentLengthEveryCut) {
   }
 }
 
+// ---- what the parser writes -------------------------------------------------
+
+// The dataplane parses into uninitialised views (dataplane/worker.cpp): for a
+// TCP segment every field but the documented don't-cares (an IPv4 address's
+// last 12 bytes, VLAN IDs past vlan_count) must come from the frame, and for
+// a frame that is not IP, ether_type. Parsed over two different fillings, the
+// views must agree on all of them.
+void expect_same_meaning(const PacketView& a, const PacketView& b, ParseResult r, const std::string& what) {
+  static_assert(sizeof(PacketView) == 96, "a field was added: compare it below");
+  if (r == ParseResult::NotIp) {
+    EXPECT_EQ(a.ether_type, b.ether_type) << what;
+    return;
+  }
+  if (r != ParseResult::Tcp) return;
+  EXPECT_EQ(a.ether_type, b.ether_type) << what;
+  ASSERT_EQ(a.vlan_count, b.vlan_count) << what;
+  for (int i = 0; i < a.vlan_count; ++i) EXPECT_EQ(a.vlan_tci[i], b.vlan_tci[i]) << what;
+  EXPECT_EQ(a.family, b.family) << what;
+  EXPECT_EQ(a.fragment, b.fragment) << what;
+  EXPECT_EQ(a.l4_proto, b.l4_proto) << what;
+  EXPECT_EQ(a.ttl, b.ttl) << what;
+  EXPECT_EQ(a.l3_offset, b.l3_offset) << what;
+  EXPECT_EQ(a.l4_offset, b.l4_offset) << what;
+  EXPECT_EQ(a.l4_len, b.l4_len) << what;
+  const std::size_t alen = a.family == IpFamily::V4 ? 4 : 16;
+  EXPECT_EQ(std::memcmp(a.src, b.src, alen), 0) << what;
+  EXPECT_EQ(std::memcmp(a.dst, b.dst, alen), 0) << what;
+  EXPECT_EQ(a.sport, b.sport) << what;
+  EXPECT_EQ(a.dport, b.dport) << what;
+  EXPECT_EQ(a.seq, b.seq) << what;
+  EXPECT_EQ(a.ack, b.ack) << what;
+  EXPECT_EQ(a.window, b.window) << what;
+  EXPECT_EQ(a.flags, b.flags) << what;
+  EXPECT_EQ(a.header_len, b.header_len) << what;
+  EXPECT_EQ(a.payload_len, b.payload_len) << what;
+  const auto& x = a.options;
+  const auto& y = b.options;
+  EXPECT_EQ(x.mss, y.mss) << what;
+  EXPECT_EQ(x.wscale, y.wscale) << what;
+  EXPECT_EQ(x.has_mss, y.has_mss) << what;
+  EXPECT_EQ(x.has_wscale, y.has_wscale) << what;
+  EXPECT_EQ(x.sack_permitted, y.sack_permitted) << what;
+  EXPECT_EQ(x.malformed, y.malformed) << what;
+  ASSERT_EQ(x.sack_blocks, y.sack_blocks) << what;
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(x.sack_right[i], y.sack_right[i]) << what;  // unused ones: 0
+}
+
+void expect_written_whole(const Bytes& f, const std::string& what) {
+  for (std::size_t len = 0; len <= f.size(); ++len) {
+    PacketView a, b;
+    std::memset(static_cast<void*>(&a), 0x00, sizeof a);
+    std::memset(static_cast<void*>(&b), 0xa5, sizeof b);
+    const ParseResult ra = parse_exact(f, len, a);
+    ASSERT_EQ(ra, parse_exact(f, len, b)) << what << " cut at " << len;
+    expect_same_meaning(a, b, ra, what + " cut at " + std::to_string(len));
+  }
+}
+
+TEST(ParseWrites, EveryFieldItsResultMeansWhateverWasThereBefore) {
+  Tcp syn = rich_syn();
+  syn.payload_len = 20;
+  Ipv4 ip4;
+  ip4.ihl_words = 6;
+  expect_written_whole(tcp4_frame(syn, ip4), "IPv4 SYN with options");
+  expect_written_whole(tcp4_frame(syn, Ipv4{}, {{0x88A8, 1}, {0x8100, 2}}), "IPv4 QinQ");
+  Tcp ts;  // the common data segment: NOP, NOP, timestamps
+  ts.flags = tf::kAck | tf::kPsh;
+  ts.options = opt_nop();
+  append(ts.options, opt_nop());
+  append(ts.options, opt_timestamp(7, 8));
+  ts.payload_len = 32;
+  expect_written_whole(tcp4_frame(ts), "IPv4 timestamps only");
+  Tcp sack;
+  sack.flags = tf::kAck;
+  sack.options = opt_sack({{1, 2}, {3, 4}, {5, 6}});
+  expect_written_whole(tcp4_frame(sack, Ipv4{}, {{0x8100, 3}}), "IPv4 SACK, one tag");
+  Tcp bare;
+  bare.flags = tf::kAck;
+  expect_written_whole(tcp4_frame(bare), "IPv4 no options");
+  Ipv6 ip6;
+  ip6.exts = {Ext{0, 1}, Ext{60, 0}};
+  expect_written_whole(tcp6_frame(syn, ip6), "IPv6 with extension headers");
+  Ipv6 frag6;
+  frag6.exts = {Ext{44, 0, 0x0001}};  // first fragment
+  expect_written_whole(tcp6_frame(bare, frag6), "IPv6 first fragment");
+  expect_written_whole(ether(kEtherArp, Bytes(28, 1)), "ARP");
+}
+
 }  // namespace
