@@ -109,10 +109,13 @@ inline ParseResult parse_tcp(const std::uint8_t* l4, std::uint32_t l4_len, std::
 // avail: bytes at hand from the IP header on; wire: bytes on the wire.
 inline ParseResult parse_ipv4(const std::uint8_t* ip, std::size_t avail, std::size_t wire, PacketView& v) noexcept {
   if (avail < 20) return ParseResult::Ipv4Truncated;
-  if ((ip[0] >> 4) != 4) return ParseResult::Ipv4BadVersion;
-  const std::uint32_t ihl = (ip[0] & 0x0f) * 4u;
-  if (ihl < 20) return ParseResult::Ipv4BadIhl;
-  if (ihl > avail) return ParseResult::Ipv4HeaderOverrun;
+  std::uint32_t ihl = 20;
+  if (ip[0] != 0x45) [[unlikely]] {  // version 4 with options, or not version 4
+    if ((ip[0] >> 4) != 4) return ParseResult::Ipv4BadVersion;
+    ihl = (ip[0] & 0x0f) * 4u;
+    if (ihl < 20) return ParseResult::Ipv4BadIhl;
+    if (ihl > avail) return ParseResult::Ipv4HeaderOverrun;
+  }
   const std::uint32_t total = load_be16(ip + 2);
   if (total < ihl) return ParseResult::Ipv4TotalLenTooSmall;
   if (total > wire) return ParseResult::Ipv4TotalLenOverrun;  // trailing padding is fine
@@ -122,9 +125,9 @@ inline ParseResult parse_ipv4(const std::uint8_t* ip, std::size_t avail, std::si
   std::memcpy(v.src, ip + 12, 4);
   std::memcpy(v.dst, ip + 16, 4);
   const std::uint16_t frag = load_be16(ip + 6);
-  const std::uint16_t frag_offset = frag & 0x1fff;
-  const bool more_fragments = (frag & 0x2000) != 0;
-  v.fragment = frag_offset != 0 ? Fragment::Later : (more_fragments ? Fragment::First : Fragment::None);
+  v.fragment = Fragment::None;
+  if (frag & 0x3fff) [[unlikely]]  // an offset or more fragments (DF is 0x4000)
+    v.fragment = (frag & 0x1fff) != 0 ? Fragment::Later : Fragment::First;
   v.l4_offset = static_cast<std::uint16_t>(v.l3_offset + ihl);
   v.l4_len = total - ihl;
   if (v.fragment == Fragment::Later) return ParseResult::IpFragment;
@@ -193,12 +196,14 @@ inline ParseResult parse_frame(const std::uint8_t* data, std::size_t len, std::s
   std::size_t off = 12;
   std::uint16_t type = load_be16(data + off);
   v.vlan_count = 0;
-  while (detail::is_vlan_ethertype(type)) {
-    if (v.vlan_count == 2) return ParseResult::VlanTooDeep;
-    if (off + 6 > len) return ParseResult::VlanTruncated;
-    v.vlan_tci[v.vlan_count++] = static_cast<std::uint16_t>(load_be16(data + off + 2) & 0x0fff);
-    off += 4;
-    type = load_be16(data + off);
+  if (type != detail::kEtherIpv4) [[unlikely]] {  // untagged IPv4 first
+    while (detail::is_vlan_ethertype(type)) {
+      if (v.vlan_count == 2) return ParseResult::VlanTooDeep;
+      if (off + 6 > len) return ParseResult::VlanTruncated;
+      v.vlan_tci[v.vlan_count++] = static_cast<std::uint16_t>(load_be16(data + off + 2) & 0x0fff);
+      off += 4;
+      type = load_be16(data + off);
+    }
   }
   off += 2;
   v.ether_type = type;
