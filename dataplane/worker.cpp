@@ -413,6 +413,8 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
     std::uint8_t* frame = rte_pktmbuf_mtod(m, std::uint8_t*);
     std::uint16_t out_port;
     const std::uint8_t* nexthop;
+    const std::uint8_t* new_addr;  // the NAT rewrite, done once the packet is sure to go
+    std::uint16_t new_port;
     std::uint32_t slot = r.backend;  // also set when this packet (a RST) just ended its connection
 
     if (mt.dir == LbDir::In) {
@@ -433,7 +435,8 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
         ++w.counters.lb_new_connections;
       }
       const lb::BackendSlot& b = s.slots[slot];
-      lb::rewrite_dst(frame, v, b.addr, b.port);
+      new_addr = b.addr;
+      new_port = b.port;
       out_port = b.out_port;
       nexthop = b.nexthop;
     } else {
@@ -453,7 +456,8 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
         drop(m, w.counters.lb_dropped_no_route);
         continue;
       }
-      lb::rewrite_src(frame, v, vs.addr, vs.port);
+      new_addr = vs.addr;
+      new_port = vs.port;
     }
     if (invalid) {
       if (w.invalid_policy == config::InvalidPolicy::Drop) {
@@ -462,10 +466,12 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
       }
       ++w.counters.forwarded_invalid;
     }
-    if (!lb::decrement_ttl(frame, v)) {
+    if (!lb::ttl_allows_forwarding(v)) {
       drop(m, w.counters.lb_dropped_ttl);
       continue;
     }
+    if (mt.dir == LbDir::In) lb::rewrite_dst_and_ttl(frame, v, new_addr, new_port);
+    else lb::rewrite_src_and_ttl(frame, v, new_addr, new_port);
     // Counted as forwarded from here: sent now, or held for the neighbour.
     shm::BackendCounters& bc = w.backend_counters[slot];
     if (mt.dir == LbDir::In) {

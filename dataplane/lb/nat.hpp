@@ -62,6 +62,9 @@ inline std::uint16_t apply_change(std::uint16_t hc, std::uint64_t changes) noexc
   return folded ? static_cast<std::uint16_t>(~folded) : std::uint16_t{0};
 }
 
+// kTtl: also decrements the TTL / hop limit (the caller checked v.ttl > 1),
+// in the same IPv4 header checksum update as the address.
+template <bool kTtl>
 inline void rewrite_endpoint(std::uint8_t* frame, const packet::PacketView& v, const std::uint8_t* addr,
                              std::uint16_t port, std::size_t v4_addr_at, std::size_t v6_addr_at,
                              std::size_t port_at) noexcept {
@@ -71,12 +74,21 @@ inline void rewrite_endpoint(std::uint8_t* frame, const packet::PacketView& v, c
   if (v.family == packet::IpFamily::V4) {
     std::uint8_t* field = ip + v4_addr_at;
     tcp_changes = change_sum(field, addr, 1);
-    store_be16(ip + kIpv4Checksum, apply_change(load_be16(ip + kIpv4Checksum), tcp_changes));
+    std::uint64_t ip_changes = tcp_changes;
+    if constexpr (kTtl) {
+      // TTL is the high byte of the 16-bit word it shares with the protocol.
+      const std::uint16_t old_word = load_be16(ip + kIpv4Ttl);
+      const auto new_word = static_cast<std::uint16_t>(old_word - 0x0100);
+      ip_changes += change_sum16(old_word, new_word);
+      store_be16(ip + kIpv4Ttl, new_word);
+    }
+    store_be16(ip + kIpv4Checksum, apply_change(load_be16(ip + kIpv4Checksum), ip_changes));
     std::memcpy(field, addr, 4);
   } else if (v.family == packet::IpFamily::V6) {
     std::uint8_t* field = ip + v6_addr_at;
     tcp_changes = change_sum(field, addr, 4);
     std::memcpy(field, addr, 16);
+    if constexpr (kTtl) --ip[kIpv6HopLimit];
   } else {
     return;
   }
@@ -93,13 +105,30 @@ inline void rewrite_endpoint(std::uint8_t* frame, const packet::PacketView& v, c
 // updated: its dst/dport now describe the frame as it was.
 inline void rewrite_dst(std::uint8_t* frame, const packet::PacketView& v, const std::uint8_t* addr,
                         std::uint16_t port) noexcept {
-  detail::rewrite_endpoint(frame, v, addr, port, detail::kIpv4Dst, detail::kIpv6Dst, detail::kTcpDport);
+  detail::rewrite_endpoint<false>(frame, v, addr, port, detail::kIpv4Dst, detail::kIpv6Dst, detail::kTcpDport);
 }
 
 // The same for the source address and port.
 inline void rewrite_src(std::uint8_t* frame, const packet::PacketView& v, const std::uint8_t* addr,
                         std::uint16_t port) noexcept {
-  detail::rewrite_endpoint(frame, v, addr, port, detail::kIpv4Src, detail::kIpv6Src, detail::kTcpSport);
+  detail::rewrite_endpoint<false>(frame, v, addr, port, detail::kIpv4Src, detail::kIpv6Src, detail::kTcpSport);
+}
+
+// Whether the TTL / hop limit the packet came with lets it be forwarded
+// (decrement_ttl() would succeed).
+inline bool ttl_allows_forwarding(const packet::PacketView& v) noexcept { return v.ttl > 1; }
+
+// rewrite_dst() / rewrite_src() and decrement_ttl() in one: the frame ends
+// as after the two calls, with one IPv4 header checksum update instead of
+// two. Only for a packet that ttl_allows_forwarding().
+inline void rewrite_dst_and_ttl(std::uint8_t* frame, const packet::PacketView& v, const std::uint8_t* addr,
+                                std::uint16_t port) noexcept {
+  detail::rewrite_endpoint<true>(frame, v, addr, port, detail::kIpv4Dst, detail::kIpv6Dst, detail::kTcpDport);
+}
+
+inline void rewrite_src_and_ttl(std::uint8_t* frame, const packet::PacketView& v, const std::uint8_t* addr,
+                                std::uint16_t port) noexcept {
+  detail::rewrite_endpoint<true>(frame, v, addr, port, detail::kIpv4Src, detail::kIpv6Src, detail::kTcpSport);
 }
 
 // Decrements the IPv4 TTL (updating the header checksum) or the IPv6 hop

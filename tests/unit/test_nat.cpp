@@ -220,6 +220,32 @@ TEST(Nat, RewriteMatchesFullRecomputationOnRandomFrames) {
   }
 }
 
+// What the worker does (one IPv4 header checksum update for the address and
+// the TTL) ends exactly as the two separate calls, whose results are
+// checked against full recomputation above and below; frames whose TTL or
+// hop limit forbids forwarding are not given to it.
+TEST(Nat, RewriteAndTtlInOneIsRewriteThenDecrement) {
+  std::mt19937 rng(1207);
+  int done = 0;
+  for (int i = 0; i < 6000; ++i) {
+    const Bytes original = random_frame(rng, i % 2 == 1);
+    const PacketView v = parse_tcp(original);
+    const Side side = i % 4 < 2 ? Side::Dst : Side::Src;
+    const Endpoint e = random_endpoint(rng);
+    Bytes two = original;
+    rewrite(two, v, side, e);
+    const bool forwarded = ctlb::lb::decrement_ttl(two.data(), v);
+    ASSERT_EQ(ctlb::lb::ttl_allows_forwarding(v), forwarded) << "frame " << i;
+    if (!forwarded) continue;
+    Bytes one = original;
+    if (side == Side::Dst) ctlb::lb::rewrite_dst_and_ttl(one.data(), v, e.addr, e.port);
+    else ctlb::lb::rewrite_src_and_ttl(one.data(), v, e.addr, e.port);
+    ASSERT_EQ(one, two) << "frame " << i;
+    ++done;
+  }
+  EXPECT_GT(done, 5000);  // random TTLs: a few are 0 or 1
+}
+
 TEST(Nat, RewriteThenInverseRestoresTheFrame) {
   std::mt19937 rng(7);
   for (int i = 0; i < 4000; ++i) {
