@@ -489,11 +489,16 @@ class Tracker {
     auto& e = table.entry(h);
     const std::uint32_t sw = status_word(e.status);
     if ((sw & kWhenMask) != kWhen) return false;
-    const tcp::Status st = e.status;
     if ((v.flags & ~(kEce | kCwr | kPsh)) != kAck) return false;
     tcp::Track& t = e.track;
-    const tcp::Dir dir = ((side == Side::Lo) == static_cast<bool>(st.initiator_is_lo)) ? tcp::Dir::Orig : tcp::Dir::Reply;
-    const int d = tcp::idx(dir);
+    // The status fields read, from the word: Orig when the sender is the
+    // endpoint that initiated (Side::Lo is 0).
+    const std::uint32_t initiator_is_lo = (sw >> sb::kInitiatorIsLo.shift) & 1u;
+    const std::uint32_t last_dir = (sw >> sb::kLastDir.shift) & 1u;
+    const std::uint32_t old_retrans = sw >> sb::kRetrans.shift;  // the top field
+    static_assert(sb::kRetrans.shift + sb::kRetrans.width == 32);
+    const int d = static_cast<int>(static_cast<std::uint32_t>(side) ^ 1u ^ initiator_is_lo);
+    const tcp::Dir dir = static_cast<tcp::Dir>(d);
     const int od = 1 - d;
     if ((t.flags[0] | t.flags[1]) & tcp::dirflag::kFinSeen) return false;
     // A direction whose window was never set (a picked-up connection whose
@@ -515,9 +520,9 @@ class Tracker {
     // As tcp::track(): an identical segment in the same direction counts as
     // a retransmission; then tcp::detail::choose_cap() for ESTABLISHED
     // after an ACK (retransmissions, unacknowledged data, zero window).
-    const bool same = st.last_dir == static_cast<std::uint32_t>(d) && c.last_seq == seq && c.last_ack == ack &&
+    const bool same = last_dir == static_cast<std::uint32_t>(d) && c.last_seq == seq && c.last_ack == ack &&
                       e.last_end == end && c.last_win == v.window;
-    const std::uint32_t retrans = same ? (st.retrans < 3 ? st.retrans + 1 : 3) : 0;
+    const std::uint32_t retrans = same ? (old_retrans < 3 ? old_retrans + 1 : 3) : 0;
     std::uint32_t nw = (sw & ~kChanged) | kAckIndex | (static_cast<std::uint32_t>(d) << kLastDirShift) |
                        (retrans << kRetransShift);
     const tcp::detail::Cap cap = tcp::detail::choose_cap(
@@ -537,7 +542,7 @@ class Tracker {
     r.dir = dir;
     r.state = tcp::CtState::Established;
     r.initiator = r.responder = tcp::EpState::Established;
-    r.initiator_is_lo = st.initiator_is_lo;
+    r.initiator_is_lo = initiator_is_lo != 0;
     r.handle = h;
     r.hash = hash;
     r.syn_to_synack_ms = TrackResult::kNoTiming;
