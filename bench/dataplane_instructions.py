@@ -30,7 +30,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import throughput  # noqa: E402  (scenarios, captures, configurations, telemetry)
 
-COLLECT = "ctlb::dataplane::process_burst*"  # process_burst and process_burst_lb
+# Collection is toggled on entering and leaving each function named: exactly
+# these two, not a wildcard that would also match their lambdas (an
+# out-of-line lambda would toggle collection off inside them).
+COLLECT = ["ctlb::dataplane::process_burst(*", "ctlb::dataplane::process_burst_lb(*"]
 MBUFS = 65536  # the capture is read from the file, not held in the pool
 
 
@@ -79,8 +82,8 @@ def count(binary, tag, scn, meta, work, detail):
         if name.startswith(os.path.basename(outfile)):
             os.unlink(os.path.join(work, name))
     logpath = os.path.join(work, f"{scn['name']}-{tag}.log")
-    cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={outfile}", "--collect-atstart=no",
-           f"--toggle-collect={COLLECT}", binary, "--config", config]
+    cmd = (["valgrind", "--tool=callgrind", f"--callgrind-out-file={outfile}", "--collect-atstart=no"] +
+           [f"--toggle-collect={c}" for c in COLLECT] + [binary, "--config", config])
     with open(logpath, "w+") as logf:
         proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT)
         tel = None
@@ -171,10 +174,11 @@ def main():
             return 1
     work = os.path.join(build, "bench", "instructions-run")
     os.makedirs(work, exist_ok=True)
-    h = throughput.Harness(argparse.Namespace(build=build, with_ager=False, baseline_dataplane=None,
-                                              testpmd=sys.executable, seed=1))
     rows = []
     try:
+        # For its captures (ctlb_flowgen); testpmd is not run.
+        h = throughput.Harness(argparse.Namespace(build=build, with_ager=False, baseline_dataplane=None,
+                                                  testpmd=sys.executable, seed=1))
         for name in args.scenarios.split(","):
             scn = scenario(name.strip(), args.rounds)
             meta = h.capture(scn)

@@ -337,7 +337,7 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
     tracked_views[kept] = &v;
     if (mt.dir == LbDir::Out) {
       packet::PacketView& tv = tviews[kept];
-      tv = v;
+      std::memcpy(static_cast<void*>(&tv), &v, sizeof v);  // bytewise: v's unused fields were never written
       tracked_views[kept] = &tv;
       // The tracker keys the connection by client and VIP in both directions.
       auto as_from_vip = [&](std::uint32_t vip_index) {

@@ -1,10 +1,13 @@
 #pragma once
 // Network byte order is converted here and nowhere else: every multi-byte
 // field read from a packet goes through these loads.
+#include <bit>
 #include <cstdint>
 #include <cstring>
 
 namespace ctlb {
+
+static_assert(std::endian::native == std::endian::little, "the byte swaps below assume a little-endian host");
 
 inline std::uint16_t load_be16(const std::uint8_t* p) noexcept {
   std::uint16_t v;

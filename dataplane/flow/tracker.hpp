@@ -547,6 +547,7 @@ class Tracker {
     r.hash = hash;
     r.syn_to_synack_ms = TrackResult::kNoTiming;
     r.backend = c.backend;
+    static_assert(sizeof(TrackResult) == 24, "a field was added: write it above (callers pass uninitialised results)");
     return true;
   }
 

@@ -366,7 +366,10 @@ class Harness {
     if (!pending_) return;
     const packet::PacketView* ptrs[flow::Tracker::kMaxBurst];
     for (unsigned i = 0; i < pending_; ++i) ptrs[i] = &views_[i];
+    // Filled with garbage, as the worker's uninitialised results are: a
+    // result field the tracker does not write differs from B's.
     flow::TrackResult out[flow::Tracker::kMaxBurst];
+    std::memset(static_cast<void*>(out), 0xa5, sizeof out);
     burst_fast_start_ = a_.counters().fast_path;
     burst_lag_ = 0;
     a_.track_burst(ptrs, pending_, clock(), out, [&](unsigned i, flow::TrackResult& ra) noexcept {

@@ -229,7 +229,8 @@ class Worker {
       fates[i].parse = ctlb::packet::parse_frame(copies[i].data(), copies[i].size(), frames[i]->wire, views[i]);
       tracker.count_parse(fates[i].parse);
       if (fates[i].parse == ParseResult::Tcp) {
-        PacketView other = views[i];
+        PacketView other;
+        std::memcpy(static_cast<void*>(&other), &views[i], sizeof other);  // bytewise: unset fields stay unread
         other.sport ^= 0x5555;  // another connection's segment, never tracked here
         tracker.prepare(other, keys, tcp_count);
         tracker.prepare(views[i], keys, tcp_count);
