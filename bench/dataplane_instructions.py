@@ -6,8 +6,12 @@ callgrind on a throughput scenario's capture, read once from the file by
 net_pcap (no infinite_rx), into net_null, collecting only inside
 process_burst() and process_burst_lb() (and what they call: parse, tracking,
 NAT, the tx of full buffers). It waits until the worker has received every
-packet of the capture, stops the dataplane, and prints the instructions of
-those functions divided by the packets: the same capture gives the same count
+packet of the capture and stops the dataplane. Two captures of the same 10k
+flows are counted, with R and 2R request/response rounds after the same
+handshakes: the difference of their counts over the difference of their
+packets is the cost of an established flow's data packet, the steady state
+that bench/throughput.sh's rates measure; the whole 2R capture's count per
+packet (handshakes included) is printed beside it. The same capture gives the same count
 on any host, however slow or noisy, so two builds can be compared to the
 instruction (bench/throughput.sh cannot resolve changes under about 15 % on a
 shared VM). What the count leaves out: the rx burst (net_pcap's copy, which
@@ -70,6 +74,7 @@ def collected(outfile):
 
 
 def count(binary, tag, scn, meta, work, detail):
+    """Runs one pass of the capture; returns (instructions counted, packets, final counters)."""
     prefix = f"ctlb-instr-{os.getpid()}-{os.path.basename(os.path.dirname(os.path.dirname(binary)))}"
     config = os.path.join(work, f"{scn['name']}-{tag}.yaml")
     mb = throughput.table_bytes(scn.get("capacity_v4", throughput.CAPACITY_V4)) >> 20
@@ -141,7 +146,7 @@ def count(binary, tag, scn, meta, work, detail):
             # Under 100 %: not the thread's frames above process_burst.
             if m and 1.0 <= float(m.group(2)) < 100.0:
                 print(f"  {int(m.group(1).replace(',', '')) / packets:8.1f}  {m.group(3)[:150]}")
-    return instr / packets, final
+    return instr, packets, final
 
 
 def main():
@@ -152,9 +157,9 @@ def main():
                     help="also count this ctlb-dataplane (e.g. an earlier revision's build) and print the ratio")
     ap.add_argument("--scenarios", default="established-10k,lb-established-10k",
                     help="comma list of established scenarios of bench/throughput.py")
-    ap.add_argument("--rounds", type=int, default=10,
-                    help="request/response rounds of the capture (default 10: 10k handshakes, then 200k "
-                         "packets of data; the count includes the handshakes)")
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="request/response rounds R: captures of R and 2R rounds are counted (default 5: "
+                         "130k and 230k packets, the 10k flows' 30k handshake packets in both)")
     ap.add_argument("--detail", action="store_true", help="also print the inclusive count of each function "
                                                            "that takes 1 %% or more")
     args = ap.parse_args()
@@ -180,30 +185,41 @@ def main():
         h = throughput.Harness(argparse.Namespace(build=build, with_ager=False, baseline_dataplane=None,
                                                   testpmd=sys.executable, seed=1))
         for name in args.scenarios.split(","):
-            scn = scenario(name.strip(), args.rounds)
-            meta = h.capture(scn)
+            # R and 2R rounds: the difference is R rounds of data alone, the steady state that
+            # bench/throughput.sh measures (its rates leave out the handshakes).
+            runs = []
+            for rounds in (args.rounds, 2 * args.rounds):
+                scn = scenario(name.strip(), rounds)
+                meta = h.capture(scn)
+                for b, tag in zip(binaries, ("current", "baseline")):
+                    log(f"dataplane_instructions: {scn['name']} ({rounds} rounds, {meta['packets']} packets) "
+                        f"under callgrind: {b}")
+                    t0 = time.monotonic()
+                    instr, packets, final = count(b, tag, scn, meta, work, args.detail)
+                    log(f"  {instr / packets:.1f} instructions per packet ({time.monotonic() - t0:.0f} s; fast path "
+                        f"{final.get('fast_path', 0)} of {final.get('tcp_packets', 0)} TCP segments)")
+                    runs.append((rounds, tag, instr, packets))
             vals = []
-            for b, tag in zip(binaries, ("current", "baseline")):
-                log(f"dataplane_instructions: {scn['name']}, {meta['packets']} packets, under callgrind: {b}")
-                t0 = time.monotonic()
-                per, final = count(b, tag, scn, meta, work, args.detail)
-                log(f"  {per:.1f} instructions per packet ({time.monotonic() - t0:.0f} s; fast path "
-                    f"{final.get('fast_path', 0)} of {final.get('tcp_packets', 0)} TCP segments)")
-                vals.append(per)
-            rows.append((scn["name"], meta["packets"], vals))
+            for tag in ("current", "baseline")[:len(binaries)]:
+                (_, _, i1, p1), (_, _, i2, p2) = [r for r in runs if r[1] == tag]
+                vals.append(((i2 - i1) / (p2 - p1), i2 / p2))
+            rows.append((name.strip(), vals))
     except throughput.RunError as e:
         log(f"dataplane_instructions: {e}")
         return 1
-    print(f"\nctlb-dataplane worker path: instructions per packet (process_burst and what it calls), "
-          f"one pass of a capture of 10k flows, {args.rounds} rounds")
-    head = f"{'scenario':<22} {'packets':>9} {'current':>9}"
+    print(f"\nctlb-dataplane worker path: instructions per packet (process_burst and what it calls) of 10k "
+          f"established flows' data packets ({2 * args.rounds} rounds minus {args.rounds}); all: of the whole "
+          f"{2 * args.rounds}-round capture, handshakes included")
+    head = f"{'scenario':<22} {'data':>9}"
     if len(binaries) > 1:
         head += f" {'baseline':>9} {'ratio':>6}"
+    head += f" {'all':>9}" + (f" {'baseline':>9}" if len(binaries) > 1 else "")
     print(head)
-    for name, packets, vals in rows:
-        line = f"{name:<22} {packets:>9} {vals[0]:>9.1f}"
+    for name, vals in rows:
+        line = f"{name:<22} {vals[0][0]:>9.1f}"
         if len(vals) > 1:
-            line += f" {vals[1]:>9.1f} {vals[0] / vals[1]:>6.3f}"
+            line += f" {vals[1][0]:>9.1f} {vals[0][0] / vals[1][0]:>6.3f}"
+        line += f" {vals[0][1]:>9.1f}" + (f" {vals[1][1]:>9.1f}" if len(vals) > 1 else "")
         print(line)
     return 0
 
