@@ -23,7 +23,6 @@ Usage: bench/dataplane_instructions.py [--build DIR] [--baseline-dataplane BIN]
          [--scenarios established-10k,lb-established-10k] [--rounds N] [--detail]
 """
 import argparse
-import json
 import os
 import re
 import signal
@@ -73,7 +72,7 @@ def collected(outfile):
     return 0, out
 
 
-def count(binary, tag, scn, meta, work, detail):
+def count(h, binary, tag, scn, meta, work, detail):
     """Runs one pass of the capture; returns (instructions counted, packets, final counters)."""
     prefix = f"ctlb-instr-{os.getpid()}-{os.path.basename(os.path.dirname(os.path.dirname(binary)))}"
     config = os.path.join(work, f"{scn['name']}-{tag}.yaml")
@@ -109,14 +108,16 @@ def count(binary, tag, scn, meta, work, detail):
         finally:
             if tel:
                 tel.close()
+            # Not Harness._stop(): under valgrind the exit (a mode lb teardown, callgrind writing its
+            # counts) can take longer than its 80 s before SIGKILL, which loses the counts.
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
             try:
-                proc.wait(timeout=300)
+                proc.wait(timeout=600)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-            throughput.Harness._cleanup_runtime(prefix)
+            h._cleanup_runtime(prefix)
         logf.seek(0)
         output = logf.read()
     if proc.returncode != 0:
@@ -195,7 +196,7 @@ def main():
                     log(f"dataplane_instructions: {scn['name']} ({rounds} rounds, {meta['packets']} packets) "
                         f"under callgrind: {b}")
                     t0 = time.monotonic()
-                    instr, packets, final = count(b, tag, scn, meta, work, args.detail)
+                    instr, packets, final = count(h, b, tag, scn, meta, work, args.detail)
                     log(f"  {instr / packets:.1f} instructions per packet ({time.monotonic() - t0:.0f} s; fast path "
                         f"{final.get('fast_path', 0)} of {final.get('tcp_packets', 0)} TCP segments)")
                     runs.append((rounds, tag, instr, packets))
