@@ -4,7 +4,6 @@
 // the micro-benchmarks and `ctlbctl trace` all run this same code.
 #include <algorithm>
 #include <array>
-#include <bit>
 #include <cstdint>
 #include <string_view>
 

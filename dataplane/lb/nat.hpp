@@ -62,6 +62,16 @@ inline std::uint16_t apply_change(std::uint16_t hc, std::uint64_t changes) noexc
   return folded ? static_cast<std::uint16_t>(~folded) : std::uint16_t{0};
 }
 
+// Decrements the IPv4 TTL of the header at `ip` (the caller checked it is
+// above 1); returns the change for the header checksum.
+inline std::uint64_t decrement_ipv4_ttl(std::uint8_t* ip) noexcept {
+  // TTL is the high byte of the 16-bit word it shares with the protocol.
+  const std::uint16_t old_word = load_be16(ip + kIpv4Ttl);
+  const auto new_word = static_cast<std::uint16_t>(old_word - 0x0100);
+  store_be16(ip + kIpv4Ttl, new_word);
+  return change_sum16(old_word, new_word);
+}
+
 // kTtl: also decrements the TTL / hop limit (the caller checked v.ttl > 1),
 // in the same IPv4 header checksum update as the address.
 template <bool kTtl>
@@ -75,13 +85,7 @@ inline void rewrite_endpoint(std::uint8_t* frame, const packet::PacketView& v, c
     std::uint8_t* field = ip + v4_addr_at;
     tcp_changes = change_sum(field, addr, 1);
     std::uint64_t ip_changes = tcp_changes;
-    if constexpr (kTtl) {
-      // TTL is the high byte of the 16-bit word it shares with the protocol.
-      const std::uint16_t old_word = load_be16(ip + kIpv4Ttl);
-      const auto new_word = static_cast<std::uint16_t>(old_word - 0x0100);
-      ip_changes += change_sum16(old_word, new_word);
-      store_be16(ip + kIpv4Ttl, new_word);
-    }
+    if constexpr (kTtl) ip_changes += decrement_ipv4_ttl(ip);
     store_be16(ip + kIpv4Checksum, apply_change(load_be16(ip + kIpv4Checksum), ip_changes));
     std::memcpy(field, addr, 4);
   } else if (v.family == packet::IpFamily::V6) {
@@ -138,12 +142,8 @@ inline bool decrement_ttl(std::uint8_t* frame, const packet::PacketView& v) noex
   std::uint8_t* ip = frame + v.l3_offset;
   if (v.family == packet::IpFamily::V4) {
     if (ip[detail::kIpv4Ttl] <= 1) return false;
-    // TTL is the high byte of the 16-bit word it shares with the protocol.
-    const std::uint16_t old_word = load_be16(ip + detail::kIpv4Ttl);
-    const auto new_word = static_cast<std::uint16_t>(old_word - 0x0100);
-    store_be16(ip + detail::kIpv4Checksum,
-               detail::apply_change(load_be16(ip + detail::kIpv4Checksum), detail::change_sum16(old_word, new_word)));
-    store_be16(ip + detail::kIpv4Ttl, new_word);
+    const std::uint64_t change = detail::decrement_ipv4_ttl(ip);
+    store_be16(ip + detail::kIpv4Checksum, detail::apply_change(load_be16(ip + detail::kIpv4Checksum), change));
     return true;
   }
   if (v.family == packet::IpFamily::V6) {
