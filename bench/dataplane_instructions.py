@@ -25,7 +25,6 @@ Usage: bench/dataplane_instructions.py [--build DIR] [--baseline-dataplane BIN]
 import argparse
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -108,15 +107,9 @@ def count(h, binary, tag, scn, meta, work, detail):
         finally:
             if tel:
                 tel.close()
-            # Not Harness._stop(): under valgrind the exit (a mode lb teardown, callgrind writing its
-            # counts) can take longer than its 80 s before SIGKILL, which loses the counts.
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=600)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            # Under valgrind the exit (a mode lb teardown, callgrind writing its counts) can take
+            # longer than the harness's usual 60 s; a SIGKILL would lose the counts.
+            h._stop("ctlb", proc, wait_s=600)
             h._cleanup_runtime(prefix)
         logf.seek(0)
         output = logf.read()

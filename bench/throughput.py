@@ -479,7 +479,8 @@ class Harness:
             result["final_fwd"] = parse_testpmd_final(output)
         return result
 
-    def _stop(self, dut, proc):
+    def _stop(self, dut, proc, wait_s=60):
+        """Asks the DUT to exit; after wait_s seconds asks again, 20 s later kills it."""
         if proc.poll() is None:
             try:
                 if dut == "testpmd":
@@ -490,7 +491,7 @@ class Harness:
             except (BrokenPipeError, OSError):
                 pass
             try:
-                proc.wait(timeout=60)
+                proc.wait(timeout=wait_s)
             except subprocess.TimeoutExpired:
                 proc.send_signal(signal.SIGTERM)
                 try:
