@@ -829,7 +829,7 @@ void BM_TrackerEstablishedPipelined32(benchmark::State& state) {
   };
   fill(0);
   fill(1);
-  tr.find_candidates(burst[0], 32, keys[0]);
+  tr.find_candidates(32, keys[0]);
   unsigned cur = 0;
   Elapsed e;
   Stopwatch sw;
@@ -837,7 +837,7 @@ void BM_TrackerEstablishedPipelined32(benchmark::State& state) {
   for (auto _ : state) {
     const unsigned next = (cur + 1) % 3, after_next = (cur + 2) % 3;
     fill(after_next);
-    tr.find_candidates(burst[next], 32, keys[next]);
+    tr.find_candidates(32, keys[next]);
     tr.track_candidates(burst[cur], 32, keys[cur], clock, results, [](unsigned, flow::TrackResult&) noexcept {});
     benchmark::DoNotOptimize(results);
     cur = next;

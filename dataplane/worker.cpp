@@ -80,72 +80,50 @@ void publish(WorkerContext& w) noexcept {
 
 static_assert(kBurst <= flow::Tracker::kMaxBurst, "a burst's segments are prepared in one Tracker::BurstKeys");
 
-// Per-burst arrays are Uninitialised<>: the parser writes every field of a
-// view that its result makes meaningful (a TCP segment's view is read only
-// after parse_frame() returned Tcp), the tracker writes every result whole.
+// Inline mode: the tracker parses and tracks the burst (Tracker::track_frames:
+// data and ACK segments of IPv4 connections straight from the frame, the
+// rest through the whole parser); each frame is then forwarded or dropped in
+// order.
 void process_burst(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64_t now_ms, bool from_handover) {
-  Uninitialised<packet::PacketView, kBurst> views;
-  packet::ParseResult results[kBurst];
-  bool mine[kBurst];
-  // The burst's TCP segments, tracked together after the parse; each one's
-  // key is made and its bucket prefetched as soon as it is parsed.
-  flow::Tracker::BurstKeys keys;
-  const packet::PacketView* tcp_views[kBurst];
-  unsigned tcp_index[kBurst];
-  unsigned tcp_count = 0;
-  for (unsigned i = 0; i < n; ++i) {
-    if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
-    rte_mbuf* m = pkts[i];
-    results[i] = packet::parse_mbuf(m, views[i]);
-    mine[i] = true;
-    if (results[i] == packet::ParseResult::Tcp) {
-      const std::uint32_t hash = w.tracker->prepare(views[i], keys, tcp_count);
-      if (w.steer_in_software && !from_handover) {
-        const std::uint32_t owner = owner_of(hash, w.worker_count);
-        if (owner != w.index) {
-          mine[i] = false;
-          hand_over(w, owner, m);
-          continue;
-        }
-      }
-      tcp_index[tcp_count] = i;
-      tcp_views[tcp_count++] = &views[i];
-    }
-    w.tracker->count_parse(results[i]);
-  }
-  Uninitialised<flow::TrackResult, kBurst> tracked;
-  if (tcp_count)
-    w.tracker->track_prepared(tcp_views, tcp_count, keys, flow::Clock{now_ms}, tracked.data(),
-                              [](unsigned, flow::TrackResult&) noexcept {});
-  unsigned t = 0;
-  for (unsigned i = 0; i < n; ++i) {
-    if (!mine[i]) continue;
+  packet::Frame frames[kBurst];
+  for (unsigned i = 0; i < n; ++i)
+    frames[i] = {rte_pktmbuf_mtod(pkts[i], const std::uint8_t*), rte_pktmbuf_data_len(pkts[i]),
+                 rte_pktmbuf_pkt_len(pkts[i])};
+  const bool steer = w.steer_in_software && !from_handover;
+  auto keep = [&](unsigned i, std::uint32_t hash) noexcept {
+    if (!steer) return true;
+    const std::uint32_t owner = owner_of(hash, w.worker_count);
+    if (owner == w.index) return true;
+    hand_over(w, owner, pkts[i]);
+    return false;
+  };
+  auto done = [&](unsigned i, packet::ParseResult res, const flow::TrackResult* r) noexcept {
     rte_mbuf* m = pkts[i];
     bool invalid;
-    if (t < tcp_count && tcp_index[t] == i) {
-      const tcp::Verdict verdict = tracked[t++].verdict;
-      if (verdict == tcp::Verdict::Drop) {  // over the new-flow limit: counted by the tracker
+    if (r) {
+      if (r->verdict == tcp::Verdict::Drop) {  // over the new-flow limit: counted by the tracker
         rte_pktmbuf_free(m);
-        continue;
+        return;
       }
-      invalid = verdict == tcp::Verdict::Invalid;
-    } else if (packet::is_malformed(results[i])) {
+      invalid = r->verdict == tcp::Verdict::Invalid;
+    } else if (packet::is_malformed(res)) {
       invalid = true;
     } else {
       ++w.counters.forwarded_untracked;
       forward(w, m);
-      continue;
+      return;
     }
     if (invalid) {
       if (w.invalid_policy == config::InvalidPolicy::Drop) {
         ++w.counters.dropped_invalid;
         rte_pktmbuf_free(m);
-        continue;
+        return;
       }
       ++w.counters.forwarded_invalid;
     }
     forward(w, m);
-  }
+  };
+  w.tracker->track_frames<false>(frames, n, flow::Clock{now_ms}, keep, done);
 }
 
 // ---------------------------------------------------------------- mode lb
@@ -272,7 +250,9 @@ inline void send_to(WorkerContext& w, const lb::State& s, std::uint16_t out_port
 
 void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64_t now_ms, bool from_handover) {
   const lb::State& s = *w.lb;
-  Uninitialised<packet::PacketView, kBurst> views;  // as in process_burst()
+  // Left uninitialised: parse_frame() writes every field its result makes
+  // meaningful, the tracker writes every result whole.
+  Uninitialised<packet::PacketView, kBurst> views;
   LbMeta meta[kBurst];
   unsigned keep[kBurst];  // packets this worker tracks, in order
   unsigned kept = 0;

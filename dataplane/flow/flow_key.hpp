@@ -53,12 +53,14 @@ inline std::uint32_t hash_key(const KeyV6& k) noexcept {
   return crc32c_u32(h, p);
 }
 
-// Builds the canonical key of a parsed TCP packet and says which side sent it.
-inline Side make_key(const packet::PacketView& v, KeyV4& k) noexcept {
+// The canonical key of an IPv4 segment from src:sport to dst:dport (host
+// order), and which side sent it.
+inline Side make_key_v4(std::uint32_t src_addr, std::uint16_t sport, std::uint32_t dst_addr, std::uint16_t dport,
+                        KeyV4& k) noexcept {
   // Branch-free: with both directions in the traffic the comparison is a coin
   // toss, and a mispredicted branch costs more than the selects.
-  const std::uint64_t src = (static_cast<std::uint64_t>(load_be32(v.src)) << 16) | v.sport;
-  const std::uint64_t dst = (static_cast<std::uint64_t>(load_be32(v.dst)) << 16) | v.dport;
+  const std::uint64_t src = (static_cast<std::uint64_t>(src_addr) << 16) | sport;
+  const std::uint64_t dst = (static_cast<std::uint64_t>(dst_addr) << 16) | dport;
   const bool src_lo = src <= dst;
   const std::uint64_t lo = src_lo ? src : dst;
   const std::uint64_t hi = src_lo ? dst : src;
@@ -67,6 +69,15 @@ inline Side make_key(const packet::PacketView& v, KeyV4& k) noexcept {
   k.port[0] = static_cast<std::uint16_t>(lo);
   k.port[1] = static_cast<std::uint16_t>(hi);
   return src_lo ? Side::Lo : Side::Hi;
+}
+
+// Builds the canonical key of a parsed TCP packet and says which side sent it.
+inline Side make_key(const packet::PacketView& v, KeyV4& k) noexcept {
+  return make_key_v4(load_be32(v.src), v.sport, load_be32(v.dst), v.dport, k);
+}
+
+inline Side make_key(const packet::AckSegment& s, KeyV4& k) noexcept {
+  return make_key_v4(s.src, s.sport, s.dst, s.dport, k);
 }
 
 inline Side make_key(const packet::PacketView& v, KeyV6& k) noexcept {

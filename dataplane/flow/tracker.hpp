@@ -7,9 +7,11 @@
 #include <cstdint>
 #include <string_view>
 
+#include "dataplane/common/uninitialised.hpp"
 #include "dataplane/flow/flow_key.hpp"
 #include "dataplane/flow/flow_table.hpp"
 #include "dataplane/packet/packet_view.hpp"
+#include "dataplane/packet/parse.hpp"
 #include "dataplane/packet/parse_result.hpp"
 #include "dataplane/tcp/tcp_tracker.hpp"
 
@@ -174,13 +176,15 @@ class Tracker {
     KeyV6 k6[kMaxBurst];
     std::uint32_t hash[kMaxBurst];
     Side side[kMaxBurst];
+    bool v6[kMaxBurst];
     Handle hint[kMaxBurst];  // from find_candidates()
   };
 
   // Segment i of a burst: its key, side and hash (returned: the flow hash
   // that owner steering uses too), its primary bucket prefetched.
   [[gnu::always_inline]] std::uint32_t prepare(const packet::PacketView& v, BurstKeys& b, unsigned i) noexcept {
-    if (v.family == packet::IpFamily::V4) {
+    b.v6[i] = v.family != packet::IpFamily::V4;
+    if (!b.v6[i]) {
       b.side[i] = make_key(v, b.k4[i]);
       b.hash[i] = hash_key(b.k4[i]);
       v4_.prefetch_bucket(b.hash[i]);
@@ -191,12 +195,19 @@ class Tracker {
     }
     return b.hash[i];
   }
+  [[gnu::always_inline]] std::uint32_t prepare(const packet::AckSegment& s, BurstKeys& b, unsigned i) noexcept {
+    b.v6[i] = false;
+    b.side[i] = make_key(s, b.k4[i]);
+    b.hash[i] = hash_key(b.k4[i]);
+    v4_.prefetch_bucket(b.hash[i]);
+    return b.hash[i];
+  }
 
   // track_burst() of segments prepared (keys[i] from prepare(*v[i], keys, i)).
   template <class After>
   void track_prepared(const packet::PacketView* const* v, unsigned n, BurstKeys& keys, Clock clock,
                       TrackResult* out, After&& after) noexcept {
-    find_candidates(v, n, keys);
+    find_candidates(n, keys);
     track_candidates(v, n, keys, clock, out, after);
   }
 
@@ -205,10 +216,9 @@ class Tracker {
   // should have arrived by now) and prefetches its candidate entry; the
   // second tracks. Hints are re-checked, so bursts tracked in between do
   // no harm.
-  void find_candidates(const packet::PacketView* const* v, unsigned n, BurstKeys& keys) const noexcept {
+  void find_candidates(unsigned n, BurstKeys& keys) const noexcept {
     for (unsigned i = 0; i < n; ++i)
-      keys.hint[i] =
-          v[i]->family == packet::IpFamily::V4 ? v4_.candidate(keys.hash[i]) : v6_.candidate(keys.hash[i]);
+      keys.hint[i] = keys.v6[i] ? v6_.candidate(keys.hash[i]) : v4_.candidate(keys.hash[i]);
   }
 
   template <class After>
@@ -223,6 +233,90 @@ class Tracker {
                   ? track_one(v4_, *v[i], keys.k4[i], hash[i], keys.side[i], hint[i], clock, out[i])
                   : track_one(v6_, *v[i], keys.k6[i], hash[i], keys.side[i], hint[i], clock, out[i]);
       after(i, out[i]);
+    }
+    count_fast(fast);
+  }
+
+  // A burst of frames, parsed and tracked, as inline mode runs it: an
+  // AckSegment (packet::parse_ack_segment) goes straight to the in-place
+  // path, any other frame, or one the in-place path turns down, is parsed
+  // whole (parse_frame) for the general path. Every parse result is counted.
+  // keep(i, hash) is asked for each TCP segment as soon as its flow hash is
+  // known; false: the caller took the frame (handed it to another worker),
+  // it is not tracked or counted here. done(i, parse result, r) is then
+  // called for each kept frame in order, right after it is tracked: r is
+  // null for a frame that is not a TCP segment; else r->verdict is set, and
+  // with kResults the whole result (without it, a segment done in place
+  // reports only its verdict, Accept). Tracked exactly as track() one by one.
+  template <bool kResults, class Keep, class Done>
+  void track_frames(const packet::Frame* f, unsigned n, Clock clock, Keep&& keep, Done&& done) noexcept {
+    enum class Kind : std::uint8_t { Gone, Other, Ack, View };
+    Uninitialised<packet::PacketView, kMaxBurst> views;
+    Uninitialised<packet::AckSegment, kMaxBurst> acks;  // by TCP slot
+    packet::ParseResult other[kMaxBurst];
+    Kind kind[kMaxBurst];
+    unsigned slot[kMaxBurst];
+    BurstKeys keys;
+    unsigned tcp = 0;
+    std::uint64_t ack_segments = 0;
+    for (unsigned i = 0; i < n; ++i) {
+      if (i + 1 < n) __builtin_prefetch(f[i + 1].data);
+      if (packet::parse_ack_segment(f[i].data, f[i].len, f[i].wire_len, acks[tcp])) {
+        if (!keep(i, prepare(acks[tcp], keys, tcp))) {
+          kind[i] = Kind::Gone;
+          continue;
+        }
+        kind[i] = Kind::Ack;
+        ++ack_segments;
+      } else {
+        const packet::ParseResult res = packet::parse_frame(f[i].data, f[i].len, f[i].wire_len, views[i]);
+        if (res != packet::ParseResult::Tcp) {
+          kind[i] = Kind::Other;
+          other[i] = res;
+          count_parse(res);
+          continue;
+        }
+        if (!keep(i, prepare(views[i], keys, tcp))) {
+          kind[i] = Kind::Gone;
+          continue;
+        }
+        kind[i] = Kind::View;
+        count_parse(res);
+      }
+      slot[i] = tcp++;
+    }
+    counters_.parse[static_cast<std::size_t>(packet::ParseResult::Tcp)] += ack_segments;
+    find_candidates(tcp, keys);
+
+    std::uint32_t fast = 0;
+    Uninitialised<TrackResult, 1> result;
+    TrackResult& r = result[0];
+    for (unsigned i = 0; i < n; ++i) {
+      if (kind[i] == Kind::Gone) continue;
+      if (kind[i] == Kind::Other) {
+        done(i, other[i], static_cast<const TrackResult*>(nullptr));
+        continue;
+      }
+      const unsigned t = slot[i];
+      if (kind[i] == Kind::Ack) {
+        const Handle h = v4_.is_entry_of(keys.hint[t], keys.k4[t]) ? keys.hint[t] : v4_.lookup(keys.k4[t], keys.hash[t]);
+        if (h != kNoHandle && fast_path_ &&
+            track_established<kResults>(v4_, h, acks[t], keys.side[t], clock.now(), keys.hash[t], r)) {
+          ++fast;
+          if constexpr (!kResults) r.verdict = tcp::Verdict::Accept;
+          done(i, packet::ParseResult::Tcp, static_cast<const TrackResult*>(&r));
+          continue;
+        }
+        // Not for the in-place path after all: the whole view (parse_frame()
+        // says Tcp for every AckSegment) for the general path, as track_one().
+        packet::parse_frame(f[i].data, f[i].len, f[i].wire_len, views[i]);
+        r = track_in(v4_, views[i], keys.k4[t], keys.hash[t], keys.side[t], h, clock);
+        count_result(r);
+      } else {
+        fast += keys.v6[t] ? track_one(v6_, views[i], keys.k6[t], keys.hash[t], keys.side[t], keys.hint[t], clock, r)
+                           : track_one(v4_, views[i], keys.k4[t], keys.hash[t], keys.side[t], keys.hint[t], clock, r);
+      }
+      done(i, packet::ParseResult::Tcp, static_cast<const TrackResult*>(&r));
     }
     count_fast(fast);
   }
@@ -461,10 +555,15 @@ class Tracker {
   // FastPath.SameAsGeneralPath compares the two on random traffic); anything
   // else, including a failed window check, returns false untouched and takes
   // the general path.
-  template <class F>
-  [[gnu::always_inline]] inline bool track_established(FlowTable<F>& table, Handle h, const packet::PacketView& v,
-                                                       Side side, Millis now, std::uint32_t hash,
-                                                       TrackResult& r) noexcept {
+  //
+  // The segment is a PacketView or an AckSegment (which has no SACK
+  // blocks); kFill: also write the result (else r is not touched).
+  static std::uint8_t sack_blocks_of(const packet::PacketView& v) noexcept { return v.options.sack_blocks; }
+  static std::uint8_t sack_blocks_of(const packet::AckSegment&) noexcept { return 0; }
+
+  template <bool kFill = true, class F, class Segment>
+  [[gnu::always_inline]] inline bool track_established(FlowTable<F>& table, Handle h, const Segment& v, Side side,
+                                                       Millis now, std::uint32_t hash, TrackResult& r) noexcept {
     using namespace packet::tcpflag;
     using tcp::status_word;
     namespace sb = tcp::status_bits;
@@ -504,7 +603,7 @@ class Tracker {
     // reply so far was only ignored, e.g. an out-of-sync SYN-ACK): the
     // general path initialises it from this segment.
     if (t.maxwin[d] == 0) return false;
-    if ((t.flags[od] & tcp::dirflag::kSackPerm) && v.options.sack_blocks) return false;
+    if ((t.flags[od] & tcp::dirflag::kSackPerm) && sack_blocks_of(v)) return false;
 
     std::uint32_t seq = v.seq;
     std::uint32_t end = v.seq + v.payload_len;
@@ -535,6 +634,7 @@ class Tracker {
     e.status = tcp::status_of_word(nw);
     e.last_seen = now;
     FlowTable<F>::write_end(e);
+    if constexpr (!kFill) return true;
 
     r.verdict = tcp::Verdict::Accept;
     r.reason = tcp::Reason::Ok;

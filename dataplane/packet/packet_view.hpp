@@ -73,4 +73,29 @@ struct PacketView {
   bool has(std::uint8_t flag) const noexcept { return (flags & flag) != 0; }
 };
 
+// The common case of a tracked connection's traffic, read straight from
+// the frame without a PacketView: a data or pure-ACK segment (ACK, with PSH,
+// ECE or CWR at most) in untagged Ethernet, IPv4 without options or
+// fragmentation, TCP with no options or only NOP, NOP, timestamps. What the
+// tracker's in-place path reads, and no more.
+struct AckSegment {
+  std::uint32_t src;  // host order
+  std::uint32_t dst;
+  std::uint16_t sport;
+  std::uint16_t dport;
+  std::uint32_t seq;
+  std::uint32_t ack;
+  std::uint32_t payload_len;
+  std::uint16_t window;
+  std::uint8_t flags;
+};
+
+// A frame as the parsers take it: `len` bytes at hand from `data`,
+// `wire_len` on the wire (more with a chained mbuf or a snaplen capture).
+struct Frame {
+  const std::uint8_t* data;
+  std::uint32_t len;
+  std::uint32_t wire_len;
+};
+
 }  // namespace ctlb::packet

@@ -214,6 +214,44 @@ inline ParseResult parse_frame(const std::uint8_t* data, std::size_t len, std::s
   return ParseResult::NotIp;
 }
 
+// True when the frame (len bytes at hand, wire_len on the wire) is an
+// AckSegment (packet_view.hpp), read into `s`; then parse_frame() returns
+// Tcp for it with the same values and no options it would act on. False
+// for everything else, which parse_frame() handles, whatever it is.
+inline bool parse_ack_segment(const std::uint8_t* data, std::size_t len, std::size_t wire_len,
+                              AckSegment& s) noexcept {
+  using namespace tcpflag;
+  if (wire_len < len) wire_len = len;
+  if (len < 14 + 20 + 20) return false;
+  // Bytes 12..14: ethertype 0x0800, then version 4 with a 20-byte header.
+  std::uint32_t type_and_version;
+  std::memcpy(&type_and_version, data + 12, 4);
+  if ((type_and_version & 0x00ffffffu) != 0x00450008u) return false;
+  const std::uint8_t* ip = data + 14;
+  const std::uint32_t total = load_be16(ip + 2);
+  if (total > wire_len - 14 || (load_be16(ip + 6) & 0x3fff) != 0 || ip[9] != detail::kProtoTcp) return false;
+  const std::uint8_t* tcp = ip + 20;
+  const std::uint8_t flags = tcp[13];
+  if ((flags & ~(kPsh | kEce | kCwr)) != kAck) return false;
+  const std::uint32_t header_len = (tcp[12] >> 4) * 4u;
+  if (header_len == 32) {
+    if (len < 14 + 20 + 32 || load_be32(tcp + 20) != 0x0101080au) return false;
+  } else if (header_len != 20) {
+    return false;
+  }
+  if (total < 20 + header_len) return false;
+  s.src = load_be32(ip + 12);
+  s.dst = load_be32(ip + 16);
+  s.sport = load_be16(tcp);
+  s.dport = load_be16(tcp + 2);
+  s.seq = load_be32(tcp + 4);
+  s.ack = load_be32(tcp + 8);
+  s.payload_len = total - 20 - header_len;
+  s.window = load_be16(tcp + 14);
+  s.flags = flags;
+  return true;
+}
+
 // A whole frame in one buffer.
 inline ParseResult parse_frame(const std::uint8_t* data, std::size_t len, PacketView& v) noexcept {
   return parse_frame(data, len, len, v);

@@ -15,6 +15,11 @@
 //    the same view when more bytes are said to be on the wire; the same view
 //    from only the headers at hand (a snaplen capture); not TCP when even
 //    one header byte is missing;
+//  - parse_ack_segment() (the in-place path's parser) accepts exactly the
+//    frames that parse_frame() reads as an untagged IPv4 data or ACK segment
+//    without IP options, fragmentation or TCP options other than NOP, NOP,
+//    timestamps (is_ack_segment), with the same values, whatever the wire
+//    length;
 //  - rewriting the destination and source (address, port) and decrementing
 //    the TTL keeps the IPv4 header and TCP checksums' sums unchanged (a valid
 //    checksum stays valid, a wrong one stays wrong by the same amount), and
@@ -140,6 +145,16 @@ void check_view(const Bytes& f, std::size_t len, std::size_t wire, ParseResult r
                "options without option bytes");
 }
 
+void check_ack_segment(const Bytes& f, std::size_t len, std::size_t wire, ParseResult r, const PacketView& v) {
+  const Bytes exact(f.begin(), f.begin() + static_cast<std::ptrdiff_t>(len));  // nothing to read past
+  ctlb::packet::AckSegment s;
+  std::memset(&s, 0xa5, sizeof s);  // every field must be written
+  const bool got = ctlb::packet::parse_ack_segment(exact.data(), len, wire, s);
+  FUZZ_CHECK(got == ctlb_test::is_ack_segment(exact.data(), r, v), "parse_ack_segment %s a frame parse_frame calls %s",
+             got ? "accepted" : "refused", rname(r));
+  if (got) FUZZ_CHECK(ctlb_test::same_segment(s, v), "parse_ack_segment read other values than parse_frame");
+}
+
 // One's complement zero has two forms.
 std::uint16_t norm(std::uint16_t s) { return s == 0 ? 0xffff : s; }
 
@@ -213,11 +228,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                rname(rg));
   }
 
+  check_ack_segment(f, size, size, r, v);
+
   // More on the wire than at hand (a chained mbuf, a snaplen capture).
   for (std::size_t extra : {std::size_t{1}, std::size_t{70000}}) {
     PacketView w;
     const ParseResult rw = parse(f, size, size + extra, w);
     check_view(f, size, size + extra, rw, w);
+    check_ack_segment(f, size, size + extra, rw, w);
     if (r == ParseResult::Tcp)
       FUZZ_CHECK(rw == ParseResult::Tcp && same_view(v, w), "a TCP frame gave %s with %zu more bytes on the wire",
                  rname(rw), extra);

@@ -10,7 +10,9 @@
 // requests with current or stale versions; an ager sweep; burst boundaries.
 //
 // Two trackers see the same operations: A, as a worker runs it (segments in
-// bursts of up to 32 through track_burst, the in-place fast path on), and B,
+// bursts of up to 32, the in-place fast path on; bursts alternately through
+// track_burst, as mode lb, and from the frames through track_frames, as
+// inline mode), and B,
 // the reference (one track() call per segment, fast path off). After every
 // segment, expiry request and sweep:
 //  - A and B agree: the same TrackResult, byte-identical tables (entries,
@@ -255,7 +257,9 @@ class Harness {
   flow::Clock clock() const { return flow::Clock{clock_ms_}; }
 
   // Builds one segment's frame from the input and parses it, as a worker would.
-  bool build(Reader& in, packet::PacketView& v) {
+  // The frame (headers; the payload is on the wire only) goes to *frame_out.
+  bool build(Reader& in, packet::PacketView& v, ctlb_test::Bytes* frame_out = nullptr,
+             std::uint32_t* wire_out = nullptr) {
     const std::uint8_t sel = in.u8();
     const int t = sel & 31;
     const int f = (sel >> 5) & 1;
@@ -340,13 +344,15 @@ class Harness {
     FUZZ_CHECK(v.payload_len == payload && v.seq == seg.seq && v.flags == flags, "parsed view differs from the frame");
     const std::uint32_t end = segment_end(v);
     if (ctlb::seq_after(end, mine)) mine = end;
+    if (wire_out) *wire_out = static_cast<std::uint32_t>(frame.size() + payload);
+    if (frame_out) *frame_out = std::move(frame);
     return true;
   }
 
   void add_segment(Reader& in) {
     packet::PacketView& v = views_[pending_];
     v = packet::PacketView{};
-    build(in, v);
+    build(in, v, &frames_[pending_], &wires_[pending_]);
     ++pending_;
   }
 
@@ -372,7 +378,7 @@ class Harness {
     std::memset(static_cast<void*>(out), 0xa5, sizeof out);
     burst_fast_start_ = a_.counters().fast_path;
     burst_lag_ = 0;
-    a_.track_burst(ptrs, pending_, clock(), out, [&](unsigned i, flow::TrackResult& ra) noexcept {
+    auto after = [&](unsigned i, flow::TrackResult& ra) noexcept {
       const flow::TrackResult rb = b_.track(views_[i], clock());
       if (trace()) print(views_[i], ra);
       compare_results(ra, rb, "track");
@@ -386,7 +392,31 @@ class Harness {
         b_.set_backend(views_[i].family, rb.handle, backend);
       }
       after_op("track", i + 1);
-    });
+    };
+    // Every other burst as inline mode tracks it: from the frames, data and
+    // ACK segments of IPv4 connections read by parse_ack_segment().
+    frames_next_ = !frames_next_;
+    if (frames_next_) {
+      packet::Frame frames[flow::Tracker::kMaxBurst];
+      for (unsigned i = 0; i < pending_; ++i)
+        frames[i] = {frames_[i].data(), static_cast<std::uint32_t>(frames_[i].size()), wires_[i]};
+      unsigned next = 0;
+      flow::TrackerCounters before_parse = a_.counters();
+      a_.track_frames<true>(
+          frames, pending_, clock(), [](unsigned, std::uint32_t) noexcept { return true; },
+          [&](unsigned i, packet::ParseResult res, const flow::TrackResult* r) noexcept {
+            FUZZ_CHECK(i == next++ && res == packet::ParseResult::Tcp && r, "track_frames: frame %u of %u (%s)", i,
+                       pending_, packet::name(res).data());
+            flow::TrackResult ra = *r;
+            after(i, ra);
+          });
+      FUZZ_CHECK(next == pending_, "track_frames reported %u of %u frames", next, pending_);
+      before_parse.parse[static_cast<std::size_t>(packet::ParseResult::Tcp)] += pending_;
+      FUZZ_CHECK(std::memcmp(before_parse.parse, a_.counters().parse, sizeof before_parse.parse) == 0,
+                 "track_frames: parse results not counted as %u TCP segments", pending_);
+    } else {
+      a_.track_burst(ptrs, pending_, clock(), out, after);
+    }
     after_op("burst", 0, true);
     pending_ = 0;
   }
@@ -634,6 +664,8 @@ class Harness {
     cb.accepted -= lag;
     cb.reasons[static_cast<std::size_t>(tcp::Reason::Ok)] -= lag;
     cb.fast_path = c.fast_path;
+    // track_frames() also counts parse results (checked in flush()); B parses nothing.
+    std::memcpy(cb.parse, c.parse, sizeof c.parse);
     FUZZ_CHECK(std::memcmp(&c, &cb, sizeof c) == 0, "%s: counters of A and B differ", what);
 
     std::int64_t in_state[tcp::kCtStateCount] = {};
@@ -755,6 +787,9 @@ class Harness {
   Tuple tuples_[2][kTuples];
   std::uint32_t nxt_[2][kTuples][2];  // next sequence number of [family][tuple][client, server]
   packet::PacketView views_[flow::Tracker::kMaxBurst];
+  ctlb_test::Bytes frames_[flow::Tracker::kMaxBurst];  // views_' frames
+  std::uint32_t wires_[flow::Tracker::kMaxBurst];
+  bool frames_next_ = false;
   unsigned pending_ = 0;
   std::uint64_t expired_in_[tcp::kCtStateCount] = {};
   std::vector<Live<flow::V4>> prev4_;

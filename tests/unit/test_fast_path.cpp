@@ -3,14 +3,21 @@
 // few established connections, out-of-window and retransmitted segments,
 // zero windows and SACK included, goes through two trackers, one with the
 // fast path and one without; after every packet the results and the stored
-// entries (hot and cold) must be identical, byte for byte.
+// entries (hot and cold) must be identical, byte for byte. A third tracker
+// gets the same traffic as frames, in bursts of random length, through
+// track_frames() (inline mode's path: data and ACK segments read by
+// parse_ack_segment() and done in place, the rest parsed whole); after each
+// burst its results are the general path's and its tables are the first
+// tracker's, byte for byte.
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <random>
+#include <vector>
 
 #include "dataplane/common/bytes.hpp"
 #include "dataplane/flow/tracker.hpp"
+#include "frame_builder.hpp"
 #include "table_util.hpp"
 
 namespace {
@@ -24,11 +31,13 @@ using ctlb::packet::PacketView;
 namespace tf = ctlb::packet::tcpflag;
 
 struct Pair {
-  ctlb_test::HeapTable<V4> a4{1024}, b4{1024};
-  ctlb_test::HeapTable<V6> a6{64}, b6{64};
+  ctlb_test::HeapTable<V4> a4{1024}, b4{1024}, c4{1024};
+  ctlb_test::HeapTable<V6> a6{64}, b6{64}, c6{64};
   Tracker fast;
   Tracker general;
-  explicit Pair(const ctlb::tcp::Config& cfg) : fast{a4.table, a6.table, cfg}, general{b4.table, b6.table, cfg} {
+  Tracker frames;  // track_frames(), fast path on
+  explicit Pair(const ctlb::tcp::Config& cfg)
+      : fast{a4.table, a6.table, cfg}, general{b4.table, b6.table, cfg}, frames{c4.table, c6.table, cfg} {
     general.set_fast_path(false);
   }
 };
@@ -63,6 +72,32 @@ PacketView segment(const Conn& c, bool from_client, std::uint8_t flags, std::uin
   v.header_len = 20;
   v.payload_len = len;
   return v;
+}
+
+// The frame of a hand-built IPv4 view: its options as bytes; a data or ACK
+// segment without SACK blocks gets NOP, NOP, timestamps when `timestamps`.
+ctlb_test::Bytes frame_of(const PacketView& v, bool timestamps) {
+  ctlb_test::Tcp t;
+  t.sport = v.sport;
+  t.dport = v.dport;
+  t.seq = v.seq;
+  t.ack = v.ack;
+  t.flags = v.flags;
+  t.window = v.window;
+  t.payload_len = v.payload_len;
+  if (v.options.has_wscale) ctlb_test::append(t.options, ctlb_test::opt_wscale(v.options.wscale));
+  if (v.options.sack_permitted) ctlb_test::append(t.options, ctlb_test::opt_sack_perm());
+  for (unsigned b = 0; b < v.options.sack_blocks; ++b)
+    ctlb_test::append(t.options, ctlb_test::opt_sack({{v.options.sack_right[b] - 100, v.options.sack_right[b]}}));
+  if (t.options.empty() && timestamps) {
+    t.options = ctlb_test::opt_nop();
+    ctlb_test::append(t.options, ctlb_test::opt_nop());
+    ctlb_test::append(t.options, ctlb_test::opt_timestamp(12345, 678));
+  }
+  ctlb_test::Ipv4 ip;
+  std::memcpy(ip.src, v.src, 4);
+  std::memcpy(ip.dst, v.dst, 4);
+  return ctlb_test::tcp4_frame(t, ip);
 }
 
 void expect_same(const TrackResult& a, const TrackResult& b, int i) {
@@ -100,13 +135,43 @@ void same_as_general_path(const ctlb::tcp::Config& cfg) {
     };
     handshake(p.fast);
     handshake(p.general);
+    handshake(p.frames);
     c.side[0].next += 1;
     c.side[1].next += 1;
     conns.push_back(c);
   }
   PacketView last{};
+  // The frames tracker's burst so far: frames, and the general path's results.
+  std::vector<ctlb_test::Bytes> burst;
+  std::vector<TrackResult> expected;
+  std::mt19937_64 burst_rng(7);  // its own: the traffic is what it was without the third tracker
+  unsigned burst_len = 1;
+  int ack_segments = 0;
+  auto flush = [&](int i) {
+    std::vector<ctlb::packet::Frame> frames;
+    for (const auto& f : burst)
+      frames.push_back({f.data(), static_cast<std::uint32_t>(f.size()), static_cast<std::uint32_t>(f.size())});
+    unsigned done_count = 0;
+    p.frames.track_frames<true>(
+        frames.data(), static_cast<unsigned>(frames.size()), Clock{now}, [](unsigned, std::uint32_t) { return true; },
+        [&](unsigned k, ctlb::packet::ParseResult res, const TrackResult* r) {
+          ASSERT_EQ(k, done_count++);
+          ASSERT_EQ(res, ctlb::packet::ParseResult::Tcp);
+          ASSERT_NE(r, nullptr);
+          expect_same(*r, expected[k], i);
+          EXPECT_EQ(r->backend, expected[k].backend);
+          EXPECT_EQ(r->hash, expected[k].hash);
+        });
+    ASSERT_EQ(done_count, burst.size());
+    ASSERT_EQ(std::memcmp(p.c4.mem.get(), p.a4.mem.get(), p.a4.bytes), 0)
+        << "frames tracker's IPv4 table differs after the burst ending with packet " << i;
+    burst.clear();
+    expected.clear();
+    burst_len = 1 + static_cast<unsigned>(burst_rng() % Tracker::kMaxBurst);
+  };
   for (int i = 0; i < 200000; ++i) {
-    now += rng() % 3;
+    const std::uint64_t step = rng() % 3;
+    if (burst.empty()) now += step;  // one time for a burst, as a worker has
     Conn& c = conns[rng() % conns.size()];
     const bool from_client = rng() & 1;
     Side& me = c.side[from_client ? 0 : 1];
@@ -143,6 +208,14 @@ void same_as_general_path(const ctlb::tcp::Config& cfg) {
     const TrackResult b = p.general.track(v, Clock{now});
     expect_same(a, b, i);
     if (::testing::Test::HasFatalFailure()) return;
+    burst.push_back(frame_of(v, burst_rng() & 1));
+    expected.push_back(b);
+    ctlb::packet::AckSegment seg;
+    ack_segments += ctlb::packet::parse_ack_segment(burst.back().data(), burst.back().size(), burst.back().size(), seg);
+    if (burst.size() == burst_len) {
+      flush(i);
+      if (::testing::Test::HasFatalFailure()) return;
+    }
     if (a.handle != ctlb::flow::kNoHandle) {
       const auto& ea = p.a4.table.entry(a.handle);
       const auto& eb = p.b4.table.entry(b.handle);
@@ -151,8 +224,16 @@ void same_as_general_path(const ctlb::tcp::Config& cfg) {
           << "cold record differs after packet " << i;
     }
   }
-  for (std::size_t r = 0; r < ctlb::tcp::kReasonCount; ++r)
+  if (!burst.empty()) flush(200000);
+  if (::testing::Test::HasFatalFailure()) return;
+  for (std::size_t r = 0; r < ctlb::tcp::kReasonCount; ++r) {
     EXPECT_EQ(p.fast.counters().reasons[r], p.general.counters().reasons[r]) << ctlb::tcp::kReasonNames[r];
+    EXPECT_EQ(p.frames.counters().reasons[r], p.general.counters().reasons[r]) << ctlb::tcp::kReasonNames[r];
+  }
+  EXPECT_EQ(p.frames.counters().fast_path, p.fast.counters().fast_path);
+  EXPECT_EQ(p.frames.counters().tcp_packets, p.fast.counters().tcp_packets);
+  EXPECT_EQ(p.frames.counters().parse[static_cast<std::size_t>(ctlb::packet::ParseResult::Tcp)], 200000u);
+  EXPECT_GT(ack_segments, 150000);  // most went through parse_ack_segment
   // The traffic must really have exercised both paths.
   fast_hits = static_cast<int>(p.fast.counters().fast_path);
   EXPECT_GT(fast_hits, 100000);

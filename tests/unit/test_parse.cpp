@@ -3,6 +3,7 @@
 
 #include <cstring>
 #include <memory>
+#include <random>
 #include <string>
 
 #include "dataplane/packet/parse.hpp"
@@ -780,6 +781,118 @@ TEST(ParseWrites, EveryFieldItsResultMeansWhateverWasThereBefore) {
   frag6.exts = {Ext{44, 0, 0x0001}};  // first fragment
   expect_written_whole(tcp6_frame(bare, frag6), "IPv6 first fragment");
   expect_written_whole(ether(kEtherArp, Bytes(28, 1)), "ARP");
+}
+
+// ---- parse_ack_segment: the in-place path's parser ---------------------------
+
+TEST(AckSegment, ReadsADataSegmentWithTimestamps) {
+  Tcp t;
+  t.sport = 40001;
+  t.dport = 8080;
+  t.seq = 0x89abcdef;
+  t.ack = 0x01234567;
+  t.flags = tf::kAck | tf::kPsh;
+  t.window = 502;
+  t.options = opt_nop();
+  append(t.options, opt_nop());
+  append(t.options, opt_timestamp(7, 8));
+  t.payload_len = 100;
+  Ipv4 ip;
+  ip.src[0] = 198, ip.src[1] = 18, ip.src[2] = 0, ip.src[3] = 1;
+  const Bytes f = tcp4_frame(t, ip, {}, 0);
+  ctlb::packet::AckSegment s{};
+  ASSERT_TRUE(ctlb::packet::parse_ack_segment(f.data(), f.size(), f.size(), s));
+  EXPECT_EQ(s.src, 0xC6120001u);
+  EXPECT_EQ(s.dst, 0x0A000002u);
+  EXPECT_EQ(s.sport, 40001);
+  EXPECT_EQ(s.dport, 8080);
+  EXPECT_EQ(s.seq, 0x89abcdefu);
+  EXPECT_EQ(s.ack, 0x01234567u);
+  EXPECT_EQ(s.payload_len, 100u);
+  EXPECT_EQ(s.window, 502);
+  EXPECT_EQ(s.flags, tf::kAck | tf::kPsh);
+  // Only the headers at hand, the payload on the wire: the same segment.
+  ctlb::packet::AckSegment h{};
+  ASSERT_TRUE(ctlb::packet::parse_ack_segment(f.data(), 14 + 20 + 32, f.size(), h));
+  EXPECT_EQ(h.payload_len, 100u);
+  // Not a SYN, a FIN, a RST, nor a segment without ACK.
+  for (int flags : {tf::kSyn | tf::kAck, tf::kFin | tf::kAck, tf::kRst | tf::kAck, int{tf::kPsh}, tf::kUrg | tf::kAck}) {
+    Tcp o = t;
+    o.flags = static_cast<std::uint8_t>(flags);
+    const Bytes g = tcp4_frame(o, ip);
+    EXPECT_FALSE(ctlb::packet::parse_ack_segment(g.data(), g.size(), g.size(), s)) << flags;
+  }
+}
+
+// On random frames near the common case (tags, IPv6, IP options, fragments,
+// other protocols, every flag, other TCP options, wrong lengths, cuts):
+// parse_ack_segment() accepts exactly the frames that parse_frame() reads as
+// such a segment (is_ack_segment), with the same values.
+TEST(AckSegment, AcceptsExactlyWhatParseFrameReadsAsOne) {
+  std::mt19937_64 rng(20261207);
+  auto pick = [&](unsigned n) { return static_cast<unsigned>(rng() % n); };
+  int accepted = 0, refused_tcp = 0;
+  for (int iter = 0; iter < 60000; ++iter) {
+    Tcp t;
+    t.sport = static_cast<std::uint16_t>(rng());
+    t.dport = static_cast<std::uint16_t>(rng());
+    t.seq = static_cast<std::uint32_t>(rng());
+    t.ack = static_cast<std::uint32_t>(rng());
+    t.window = static_cast<std::uint16_t>(rng());
+    t.flags = pick(2) ? static_cast<std::uint8_t>(tf::kAck | (rng() & (tf::kPsh | tf::kEce | tf::kCwr)))
+                      : static_cast<std::uint8_t>(rng());
+    switch (pick(6)) {
+      case 0: break;
+      case 1:
+      case 2:
+        t.options = opt_nop();
+        append(t.options, opt_nop());
+        append(t.options, opt_timestamp(static_cast<std::uint32_t>(rng()), 1));
+        break;
+      case 3:  // twelve bytes, but not NOP, NOP, timestamps
+        t.options = opt_timestamp(1, 2);
+        append(t.options, opt_nop());
+        append(t.options, opt_nop());
+        break;
+      case 4: t.options = opt_sack({{1, 2}}); break;
+      default: t.options = opt_mss(1460); break;
+    }
+    t.payload_len = pick(4) ? pick(64) : 0;
+    if (pick(16) == 0) t.data_offset_words = static_cast<int>(pick(16));
+    Ipv4 ip;
+    if (pick(8) == 0) ip.ihl_words = 6;
+    if (pick(8) == 0) ip.frag_field = static_cast<std::uint16_t>(pick(2) ? 0x2000 : (rng() & 0xffff));
+    if (pick(16) == 0) ip.proto = kProtoUdp;
+    if (pick(16) == 0) ip.version = 6;
+    const std::size_t l4 = 20 + ((t.options.size() + 3) & ~std::size_t{3}) + t.payload_len;
+    if (pick(8) == 0) ip.total_len = static_cast<int>(ip.ihl_words * 4 + l4) + static_cast<int>(pick(41)) - 20;
+    std::vector<Tag> tags;
+    if (pick(10) == 0) tags.push_back({0x8100, 5});
+    Bytes f = pick(12) == 0 ? tcp6_frame(t, Ipv6{}, tags) : tcp4_frame(t, ip, tags, pick(4) == 0 ? 64 : 0);
+    std::size_t len = f.size();
+    if (pick(6) == 0) len = pick(static_cast<unsigned>(f.size()) + 1);
+    const std::size_t wire = len + (pick(4) == 0 ? pick(100) : 0);
+
+    std::unique_ptr<std::uint8_t[]> buf(new std::uint8_t[len == 0 ? 1 : len]);  // nothing to read past
+    if (len) std::memcpy(buf.get(), f.data(), len);
+    PacketView v;
+    const ParseResult r = ctlb::packet::parse_frame(buf.get(), len, wire, v);
+    ctlb::packet::AckSegment s;
+    std::memset(&s, 0xa5, sizeof s);
+    const bool got = ctlb::packet::parse_ack_segment(buf.get(), len, wire, s);
+    const bool want = is_ack_segment(buf.get(), r, v);
+    ASSERT_EQ(got, want) << "iteration " << iter << ": parse_frame " << rname(r) << ", " << len << " of "
+                         << f.size() << " bytes";
+    if (got) {
+      ASSERT_TRUE(same_segment(s, v)) << "iteration " << iter;
+      ++accepted;
+    } else if (r == ParseResult::Tcp) {
+      ++refused_tcp;
+    }
+  }
+  // Both kinds well represented: the comparison above is not vacuous.
+  EXPECT_GT(accepted, 5000);
+  EXPECT_GT(refused_tcp, 10000);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstring>
 
+#include "dataplane/common/bytes.hpp"
 #include "dataplane/packet/packet_view.hpp"
 #include "dataplane/packet/parse_result.hpp"
 
@@ -41,6 +42,30 @@ inline bool same_meaning(const ctlb::packet::PacketView& a, const ctlb::packet::
   std::memcpy(x.src + alen, y.src + alen, 16 - alen);
   std::memcpy(x.dst + alen, y.dst + alen, 16 - alen);
   return same && same_view(x, y);
+}
+
+// What parse_ack_segment() must accept, from what parse_frame() made of the
+// frame: an untagged IPv4 TCP segment without IP options or fragmentation,
+// flags ACK (PSH, ECE, CWR allowed), TCP options none or NOP, NOP,
+// timestamps (a 32-byte header starting 01 01 08 0a).
+inline bool is_ack_segment(const std::uint8_t* frame, ctlb::packet::ParseResult r,
+                           const ctlb::packet::PacketView& v) {
+  namespace tf = ctlb::packet::tcpflag;
+  if (r != ctlb::packet::ParseResult::Tcp || v.vlan_count != 0 || v.family != ctlb::packet::IpFamily::V4 ||
+      v.l4_offset != 14 + 20 || v.fragment != ctlb::packet::Fragment::None)
+    return false;
+  if ((v.flags & ~(tf::kPsh | tf::kEce | tf::kCwr)) != tf::kAck) return false;
+  return v.header_len == 20 || (v.header_len == 32 && ctlb::load_be32(frame + v.l4_offset + 20) == 0x0101080au);
+}
+
+// An AckSegment says what the view of the same frame says, and the view has
+// no option the tracker would act on.
+inline bool same_segment(const ctlb::packet::AckSegment& s, const ctlb::packet::PacketView& v) {
+  static_assert(sizeof(ctlb::packet::AckSegment) == 28, "a field was added: compare it here");
+  return s.src == ctlb::load_be32(v.src) && s.dst == ctlb::load_be32(v.dst) && s.sport == v.sport &&
+         s.dport == v.dport && s.seq == v.seq && s.ack == v.ack && s.payload_len == v.payload_len &&
+         s.window == v.window && s.flags == v.flags && !v.options.has_mss && !v.options.has_wscale &&
+         !v.options.sack_permitted && !v.options.malformed && v.options.sack_blocks == 0;
 }
 
 }  // namespace ctlb_test
