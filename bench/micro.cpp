@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "dataplane/common/bytes.hpp"
+#include "dataplane/common/uninitialised.hpp"
 #include "dataplane/flow/flow_key.hpp"
 #include "dataplane/flow/flow_table.hpp"
 #include "dataplane/flow/tracker.hpp"
@@ -700,6 +701,11 @@ struct TrackerFixture {
   Region mem6;
   std::unique_ptr<flow::Tracker> tracker;
   std::vector<PacketView> stream;
+  // The same stream as frames: headers at hand (kFrameStride apart), the
+  // payload on the wire only, as a snaplen capture gives them.
+  static constexpr std::size_t kFrameStride = 128;
+  std::vector<std::uint8_t> frame_bytes;
+  std::vector<packet::Frame> frames;
   bool ok = true;
 
   explicit TrackerFixture(std::uint32_t n)
@@ -724,16 +730,19 @@ struct TrackerFixture {
     }
     ok &= tr.table_v4().size() == n;
     stream.resize(kStream);
+    frame_bytes.resize(kStream * kFrameStride);
+    frames.resize(kStream);
     constexpr std::uint32_t kMss = 1448;
     for (std::size_t j = 0; j < kStream; ++j) {
       const std::uint32_t i = static_cast<std::uint32_t>(rng() % n);
       Conn& c = conns[i];
-      if (server_next[i]) {
-        stream[j] = view_of(segment(c, false, tf::kAck, 0, Opts::Timestamps));
-      } else {
-        stream[j] = view_of(segment(c, true, tf::kAck | tf::kPsh, kMss, Opts::Timestamps));
-        c.cli_nxt += kMss;
-      }
+      const Segment s = server_next[i] ? segment(c, false, tf::kAck, 0, Opts::Timestamps)
+                                       : segment(c, true, tf::kAck | tf::kPsh, kMss, Opts::Timestamps);
+      stream[j] = view_of(s);
+      std::uint8_t* at = frame_bytes.data() + j * kFrameStride;
+      const std::size_t wire = write_frame(at, s);
+      frames[j] = {at, static_cast<std::uint32_t>(wire - s.payload), static_cast<std::uint32_t>(wire)};
+      if (!server_next[i]) c.cli_nxt += kMss;
       server_next[i] ^= 1;
     }
   }
@@ -847,6 +856,70 @@ void BM_TrackerEstablishedPipelined32(benchmark::State& state) {
 }
 BENCHMARK(BM_TrackerEstablishedPipelined32)->Arg(10'000)->Arg(1'000'000);
 
+// Frames to verdicts, 32 at a time, as inline mode's worker does it now:
+// Tracker::track_frames (data and ACK segments read by parse_ack_segment()
+// and done in place, no PacketView). Reported per packet.
+void BM_TrackFramesBurst32(benchmark::State& state) {
+  auto& f = fixture<TrackerFixture>(static_cast<std::uint32_t>(state.range(0)));
+  flow::Tracker& tr = *f.tracker;
+  const TrackerChecks checks(f);
+  flow::Clock clock{kNow};
+  std::uint64_t accepted = 0;
+  std::size_t i = 0;
+  Elapsed e;
+  Stopwatch sw;
+  sw.start();
+  for (auto _ : state) {
+    tr.track_frames<false>(
+        &f.frames[i], 32, clock, [](unsigned, std::uint32_t) noexcept { return true; },
+        [&](unsigned, ParseResult, const flow::TrackResult* r) noexcept {
+          accepted += r && r->verdict == tcp::Verdict::Accept;
+        });
+    i = (i + 32) & (TrackerFixture::kStream - 1);
+  }
+  sw.stop(e);
+  benchmark::DoNotOptimize(accepted);
+  if (accepted != static_cast<std::uint64_t>(state.iterations()) * 32) state.SkipWithError("a frame was not accepted");
+  checks.finish(state, static_cast<double>(state.iterations()) * 32, e);
+}
+BENCHMARK(BM_TrackFramesBurst32)->Arg(10'000)->Arg(1'000'000);
+
+// The same frames as the worker took them before track_frames (and mode lb
+// still does): each parsed whole into a PacketView, its key prepared as it
+// is parsed, then the burst tracked (track_prepared). Reported per packet.
+void BM_ParseTrackBurst32(benchmark::State& state) {
+  auto& f = fixture<TrackerFixture>(static_cast<std::uint32_t>(state.range(0)));
+  flow::Tracker& tr = *f.tracker;
+  const TrackerChecks checks(f);
+  flow::Clock clock{kNow};
+  ctlb::Uninitialised<PacketView, 32> views;
+  ctlb::Uninitialised<flow::TrackResult, 32> results;
+  const PacketView* burst[32];
+  flow::Tracker::BurstKeys keys;
+  std::uint64_t accepted = 0;
+  std::size_t i = 0;
+  Elapsed e;
+  Stopwatch sw;
+  sw.start();
+  for (auto _ : state) {
+    for (unsigned k = 0; k < 32; ++k) {
+      const packet::Frame& fr = f.frames[i + k];
+      if (k + 1 < 32) __builtin_prefetch(f.frames[i + k + 1].data);
+      packet::parse_frame(fr.data, fr.len, fr.wire_len, views[k]);
+      tr.prepare(views[k], keys, k);
+      burst[k] = &views[k];
+    }
+    tr.track_prepared(burst, 32, keys, clock, results.data(), [](unsigned, flow::TrackResult&) noexcept {});
+    for (unsigned k = 0; k < 32; ++k) accepted += results[k].verdict == tcp::Verdict::Accept;
+    i = (i + 32) & (TrackerFixture::kStream - 1);
+  }
+  sw.stop(e);
+  benchmark::DoNotOptimize(accepted);
+  if (accepted != static_cast<std::uint64_t>(state.iterations()) * 32) state.SkipWithError("a frame was not accepted");
+  checks.finish(state, static_cast<double>(state.iterations()) * 32, e);
+}
+BENCHMARK(BM_ParseTrackBurst32)->Arg(10'000)->Arg(1'000'000);
+
 // ---------------------------------------------------------------- maglev
 
 // Building a Maglev table of 65537 slots for N backends (the Maglev paper
@@ -919,6 +992,8 @@ const bool kFixedIterations = [] {
     benchmark::RegisterBenchmark("fixed/BM_TrackerEstablishedPipelined32", BM_TrackerEstablishedPipelined32)
         ->Arg(flows)
         ->Iterations(n);
+    benchmark::RegisterBenchmark("fixed/BM_TrackFramesBurst32", BM_TrackFramesBurst32)->Arg(flows)->Iterations(n);
+    benchmark::RegisterBenchmark("fixed/BM_ParseTrackBurst32", BM_ParseTrackBurst32)->Arg(flows)->Iterations(n);
   }
   return true;
 }();
