@@ -256,15 +256,73 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
   LbMeta meta[kBurst];
   unsigned keep[kBurst];  // packets this worker tracks, in order
   unsigned kept = 0;
+  // The common case, a data or ACK segment of untagged IPv4 without options
+  // (packet::parse_ack_segment()), is classified, tracked and rewritten from
+  // the frame without a view: acks[k] with lite[k] set (k: the tracked
+  // packet's index). Its view is parsed only if the tracker's general path
+  // needs it.
+  Uninitialised<packet::AckSegment, kBurst> acks;
+  bool lite[kBurst];
   // As the tracker sees them: return traffic from the VIP, each a copy of
-  // the parsed view with the VIP as its source.
+  // the parsed view (or AckSegment) with the VIP as its source.
   Uninitialised<packet::PacketView, kBurst> tviews;
   const packet::PacketView* tracked_views[kBurst];
   flow::Tracker::BurstKeys keys;
+  const bool steer = w.steer_in_software && !from_handover;
+  // Owner in mode lb: from the client's endpoint alone, which both
+  // directions carry unchanged through NAT.
+  auto owner = [&](std::uint8_t family, bool client_is_src, const std::uint8_t* src, std::uint16_t sport,
+                   const std::uint8_t* dst, std::uint16_t dport) noexcept {
+    return owner_of(lb::detail::endpoint_hash(family, client_is_src ? src : dst, client_is_src ? sport : dport),
+                    w.worker_count);
+  };
 
   for (unsigned i = 0; i < n; ++i) {
     if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
     rte_mbuf* m = pkts[i];
+    packet::AckSegment& a = acks[kept];
+    if (packet::parse_ack_segment(rte_pktmbuf_mtod(m, const std::uint8_t*), rte_pktmbuf_data_len(m),
+                                  rte_pktmbuf_pkt_len(m), a)) {
+      const std::uint8_t* ip = rte_pktmbuf_mtod_offset(m, const std::uint8_t*, 14);
+      LbMeta& mt = meta[i];
+      mt = LbMeta{LbDir::None, 0, lb::kNoVip, 0};
+      const std::uint32_t vip = lb::find_vip(s, 4, ip + 16, a.dport);
+      unsigned found = 0;
+      if (vip != lb::kNoVip) {
+        mt.dir = LbDir::In;
+        mt.vip = vip;
+      } else {
+        lb::for_each_slot(s, 4, ip + 12, a.sport, [&](std::uint32_t slot) {
+          if (found++ == 0) mt.slot = slot;
+          return found > 1;
+        });
+        if (!found) {
+          w.tracker->count_parse(packet::ParseResult::Tcp);
+          drop(m, w.counters.lb_dropped_no_vip);
+          continue;
+        }
+        mt.dir = LbDir::Out;
+        mt.vip = s.slots[mt.slot].vip;
+      }
+      if (found <= 1) {  // a backend of several VIPs takes the whole path below (rare)
+        if (steer) {
+          const std::uint32_t o = owner(4, mt.dir == LbDir::In, ip + 12, a.sport, ip + 16, a.dport);
+          if (o != w.index) {
+            hand_over(w, o, m);
+            continue;
+          }
+        }
+        w.tracker->count_parse(packet::ParseResult::Tcp);
+        if (mt.dir == LbDir::Out) {  // keyed by client and VIP, as below
+          a.src = load_be32(s.vips[mt.vip].addr);
+          a.sport = s.vips[mt.vip].port;
+        }
+        w.tracker->prepare(a, keys, kept);
+        lite[kept] = true;
+        keep[kept++] = i;
+        continue;
+      }
+    }
     packet::PacketView& v = views[i];
     const packet::ParseResult res = packet::parse_mbuf(m, v);
     if (res != packet::ParseResult::Tcp) {
@@ -301,15 +359,10 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
       mt.multi = found > 1;
       mt.vip = s.slots[mt.slot].vip;
     }
-    // Owner in mode lb: from the client's endpoint alone, which both
-    // directions carry unchanged through NAT.
-    if (w.steer_in_software && !from_handover) {
-      const bool client_is_src = mt.dir == LbDir::In;
-      const std::uint32_t owner = owner_of(lb::detail::endpoint_hash(family, client_is_src ? v.src : v.dst,
-                                                                      client_is_src ? v.sport : v.dport),
-                                           w.worker_count);
-      if (owner != w.index) {
-        hand_over(w, owner, m);
+    if (steer) {
+      const std::uint32_t o = owner(family, mt.dir == LbDir::In, v.src, v.sport, v.dst, v.dport);
+      if (o != w.index) {
+        hand_over(w, o, m);
         continue;
       }
     }
@@ -347,6 +400,7 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
       }
     }
     w.tracker->prepare(*tracked_views[kept], keys, kept);  // the bucket's fetch overlaps the rest of the parse
+    lite[kept] = false;
     keep[kept++] = i;
   }
 
@@ -367,10 +421,37 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
     } else {
       b = static_cast<std::uint16_t>(mt.slot);  // picked up from the backend's side
     }
-    w.tracker->set_backend(views[keep[k]].family, r.handle, b);
+    w.tracker->set_backend(lite[k] ? packet::IpFamily::V4 : views[keep[k]].family, r.handle, b);
     r.backend = b;
   };
-  if (kept) w.tracker->track_prepared(tracked_views, kept, keys, flow::Clock{now_ms}, tracked.data(), decide);
+  // As Tracker::track_prepared(), with an AckSegment's view parsed only for
+  // the general path.
+  if (kept) {
+    w.tracker->find_candidates(kept, keys);
+    const flow::Clock clock{now_ms};
+    std::uint32_t fast = 0;
+    for (unsigned k = 0; k < kept; ++k) {
+      flow::TrackResult& r = tracked[k];
+      if (!lite[k]) {
+        fast += w.tracker->track_prepared_one(keys, k, *tracked_views[k], clock, r);
+      } else if (w.tracker->in_place<true>(keys, k, acks[k], clock, r)) {
+        ++fast;
+      } else {
+        const unsigned i = keep[k];
+        packet::parse_mbuf(pkts[i], views[i]);  // Tcp, as for every AckSegment
+        const packet::PacketView* tv = &views[i];
+        if (meta[i].dir == LbDir::Out) {
+          std::memcpy(static_cast<void*>(&tviews[k]), &views[i], sizeof views[i]);
+          std::memcpy(tviews[k].src, s.vips[meta[i].vip].addr, 16);
+          tviews[k].sport = s.vips[meta[i].vip].port;
+          tv = &tviews[k];
+        }
+        w.tracker->general_after_in_place(keys, k, *tv, clock, r);
+      }
+      decide(k, r);
+    }
+    w.tracker->count_in_place(fast);
+  }
 
   // Next hops' MACs already looked up in this burst (the return traffic's
   // gateway, backends that recur), by the next-hop pointer into `s`, which
@@ -381,16 +462,18 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
   for (unsigned k = 0; k < kept; ++k) {
     const unsigned i = keep[k];
     rte_mbuf* m = pkts[i];
-    const packet::PacketView& v = views[i];
+    const bool is_lite = lite[k];
+    const packet::PacketView& v = views[i];  // read only if !is_lite
     const LbMeta& mt = meta[i];
     const flow::TrackResult& r = tracked[k];
-    const std::uint8_t family = v.family == packet::IpFamily::V4 ? 4 : 6;
+    const std::uint8_t family = is_lite || v.family == packet::IpFamily::V4 ? 4 : 6;
     if (r.verdict == tcp::Verdict::Drop) {  // over the new-flow limit: counted by the tracker
       rte_pktmbuf_free(m);
       continue;
     }
     const bool invalid = r.verdict == tcp::Verdict::Invalid;
     std::uint8_t* frame = rte_pktmbuf_mtod(m, std::uint8_t*);
+    const std::uint8_t* dst = is_lite ? frame + 14 + 16 : v.dst;  // the IP destination
     std::uint16_t out_port;
     const std::uint8_t* nexthop;
     const std::uint8_t* new_addr;  // the NAT rewrite, done once the packet is sure to go
@@ -432,7 +515,7 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
         continue;
       }
       const lb::VipSlot& vs = s.vips[mt.vip];
-      if (!lb::route(s, family, v.dst, out_port, nexthop)) {
+      if (!lb::route(s, family, dst, out_port, nexthop)) {
         drop(m, w.counters.lb_dropped_no_route);
         continue;
       }
@@ -446,12 +529,18 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
       }
       ++w.counters.forwarded_invalid;
     }
-    if (!lb::ttl_allows_forwarding(v)) {
+    if (is_lite ? !lb::ttl_allows_forwarding(frame, acks[k]) : !lb::ttl_allows_forwarding(v)) {
       drop(m, w.counters.lb_dropped_ttl);
       continue;
     }
-    if (mt.dir == LbDir::In) lb::rewrite_dst_and_ttl(frame, v, new_addr, new_port);
-    else lb::rewrite_src_and_ttl(frame, v, new_addr, new_port);
+    if (is_lite) {
+      if (mt.dir == LbDir::In) lb::rewrite_dst_and_ttl(frame, acks[k], new_addr, new_port);
+      else lb::rewrite_src_and_ttl(frame, acks[k], new_addr, new_port);
+    } else if (mt.dir == LbDir::In) {
+      lb::rewrite_dst_and_ttl(frame, v, new_addr, new_port);
+    } else {
+      lb::rewrite_src_and_ttl(frame, v, new_addr, new_port);
+    }
     // Counted as forwarded from here: sent now, or held for the neighbour.
     shm::BackendCounters& bc = w.backend_counters[slot];
     if (mt.dir == LbDir::In) {
@@ -465,7 +554,7 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
         bc.syn_to_synack_ms_sum += r.syn_to_synack_ms;
       }
     }
-    if (v.has(packet::tcpflag::kRst)) ++bc.resets;
+    if (!is_lite && v.has(packet::tcpflag::kRst)) ++bc.resets;  // never an AckSegment
     config::Mac mac;
     const bool cached = nh_cache.find(nexthop, out_port, mac);
     if (!cached && !neighbour_mac(w, family, nexthop, out_port, mac, now_ms)) {
@@ -482,7 +571,7 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
       ++w.counters.lb_waited_for_neighbour;
       continue;
     }
-    if (!cached && nexthop != v.dst) nh_cache.remember(nexthop, out_port, mac);
+    if (!cached && nexthop != dst) nh_cache.remember(nexthop, out_port, mac);
     send_to(w, s, out_port, mac, m);
   }
 }

@@ -299,27 +299,55 @@ class Tracker {
       }
       const unsigned t = slot[i];
       if (kind[i] == Kind::Ack) {
-        const Handle h = v4_.is_entry_of(keys.hint[t], keys.k4[t]) ? keys.hint[t] : v4_.lookup(keys.k4[t], keys.hash[t]);
-        if (h != kNoHandle && fast_path_ &&
-            track_established<kResults>(v4_, h, acks[t], keys.side[t], clock.now(), keys.hash[t], r)) {
+        if (in_place<kResults>(keys, t, acks[t], clock, r)) {
           ++fast;
-          if constexpr (!kResults) r.verdict = tcp::Verdict::Accept;
           done(i, packet::ParseResult::Tcp, static_cast<const TrackResult*>(&r));
           continue;
         }
-        // Not for the in-place path after all: the whole view (parse_frame()
-        // says Tcp for every AckSegment) for the general path, as track_one().
+        // The whole view (parse_frame() says Tcp for every AckSegment) for the general path.
         packet::parse_frame(f[i].data, f[i].len, f[i].wire_len, views[i]);
-        r = track_in(v4_, views[i], keys.k4[t], keys.hash[t], keys.side[t], h, clock);
-        count_result(r);
+        general_after_in_place(keys, t, views[i], clock, r);
       } else {
-        fast += keys.v6[t] ? track_one(v6_, views[i], keys.k6[t], keys.hash[t], keys.side[t], keys.hint[t], clock, r)
-                           : track_one(v4_, views[i], keys.k4[t], keys.hash[t], keys.side[t], keys.hint[t], clock, r);
+        fast += track_prepared_one(keys, t, views[i], clock, r);
       }
       done(i, packet::ParseResult::Tcp, static_cast<const TrackResult*>(&r));
     }
     count_fast(fast);
   }
+
+  // Slot t of a prepared burst (find_candidates() done), for a caller that
+  // runs its own burst loop. An AckSegment (prepared from it) first tries
+  // the in-place path: in_place() returns true when done (count it with
+  // count_in_place() at the end of the burst; kResults as track_frames());
+  // when it returns false the segment's whole view (parse_frame() of its
+  // frame) goes to general_after_in_place(). A segment prepared from its
+  // view goes to track_prepared_one(), which returns true when it was done
+  // in place. Together: what track() does.
+  template <bool kResults>
+  [[gnu::always_inline]] bool in_place(const BurstKeys& keys, unsigned t, const packet::AckSegment& ack, Clock clock,
+                                       TrackResult& r) noexcept {
+    const Handle h = v4_.is_entry_of(keys.hint[t], keys.k4[t]) ? keys.hint[t] : v4_.lookup(keys.k4[t], keys.hash[t]);
+    if (h == kNoHandle || !fast_path_ ||
+        !track_established<kResults>(v4_, h, ack, keys.side[t], clock.now(), keys.hash[t], r))
+      return false;
+    if constexpr (!kResults) r.verdict = tcp::Verdict::Accept;
+    return true;
+  }
+  void general_after_in_place(const BurstKeys& keys, unsigned t, const packet::PacketView& v, Clock clock,
+                              TrackResult& r) noexcept {
+    // As track_one() once its fast path said no (the lookup is repeated: rare).
+    const Handle h = v4_.is_entry_of(keys.hint[t], keys.k4[t]) ? keys.hint[t] : v4_.lookup(keys.k4[t], keys.hash[t]);
+    r = track_in(v4_, v, keys.k4[t], keys.hash[t], keys.side[t], h, clock);
+    count_result(r);
+  }
+  [[gnu::always_inline]] bool track_prepared_one(const BurstKeys& keys, unsigned t, const packet::PacketView& v,
+                                                 Clock clock, TrackResult& r) noexcept {
+    return keys.v6[t] ? track_one(v6_, v, keys.k6[t], keys.hash[t], keys.side[t], keys.hint[t], clock, r)
+                      : track_one(v4_, v, keys.k4[t], keys.hash[t], keys.side[t], keys.hint[t], clock, r);
+  }
+
+  // Counts the segments in_place() and track_prepared_one() did in place (once per burst).
+  void count_in_place(std::uint32_t n) noexcept { count_fast(n); }
 
   // Counts a TCP segment refused before tracking (e.g. a bad checksum) and
   // reports the state of its connection, which it does not change.

@@ -75,20 +75,20 @@ inline std::uint64_t decrement_ipv4_ttl(std::uint8_t* ip) noexcept {
 // kTtl: also decrements the TTL / hop limit (the caller checked v.ttl > 1),
 // in the same IPv4 header checksum update as the address.
 template <bool kTtl>
-inline void rewrite_endpoint(std::uint8_t* frame, const packet::PacketView& v, const std::uint8_t* addr,
-                             std::uint16_t port, std::size_t v4_addr_at, std::size_t v6_addr_at,
-                             std::size_t port_at) noexcept {
-  std::uint8_t* ip = frame + v.l3_offset;
-  std::uint8_t* tcp = frame + v.l4_offset;
+inline void rewrite_endpoint(std::uint8_t* frame, packet::IpFamily family, std::size_t l3_offset,
+                             std::size_t l4_offset, const std::uint8_t* addr, std::uint16_t port,
+                             std::size_t v4_addr_at, std::size_t v6_addr_at, std::size_t port_at) noexcept {
+  std::uint8_t* ip = frame + l3_offset;
+  std::uint8_t* tcp = frame + l4_offset;
   std::uint64_t tcp_changes;
-  if (v.family == packet::IpFamily::V4) {
+  if (family == packet::IpFamily::V4) {
     std::uint8_t* field = ip + v4_addr_at;
     tcp_changes = change_sum(field, addr, 1);
     std::uint64_t ip_changes = tcp_changes;
     if constexpr (kTtl) ip_changes += decrement_ipv4_ttl(ip);
     store_be16(ip + kIpv4Checksum, apply_change(load_be16(ip + kIpv4Checksum), ip_changes));
     std::memcpy(field, addr, 4);
-  } else if (v.family == packet::IpFamily::V6) {
+  } else if (family == packet::IpFamily::V6) {
     std::uint8_t* field = ip + v6_addr_at;
     tcp_changes = change_sum(field, addr, 4);
     std::memcpy(field, addr, 16);
@@ -109,13 +109,15 @@ inline void rewrite_endpoint(std::uint8_t* frame, const packet::PacketView& v, c
 // updated: its dst/dport now describe the frame as it was.
 inline void rewrite_dst(std::uint8_t* frame, const packet::PacketView& v, const std::uint8_t* addr,
                         std::uint16_t port) noexcept {
-  detail::rewrite_endpoint<false>(frame, v, addr, port, detail::kIpv4Dst, detail::kIpv6Dst, detail::kTcpDport);
+  detail::rewrite_endpoint<false>(frame, v.family, v.l3_offset, v.l4_offset, addr, port, detail::kIpv4Dst,
+                                  detail::kIpv6Dst, detail::kTcpDport);
 }
 
 // The same for the source address and port.
 inline void rewrite_src(std::uint8_t* frame, const packet::PacketView& v, const std::uint8_t* addr,
                         std::uint16_t port) noexcept {
-  detail::rewrite_endpoint<false>(frame, v, addr, port, detail::kIpv4Src, detail::kIpv6Src, detail::kTcpSport);
+  detail::rewrite_endpoint<false>(frame, v.family, v.l3_offset, v.l4_offset, addr, port, detail::kIpv4Src,
+                                  detail::kIpv6Src, detail::kTcpSport);
 }
 
 // Whether the TTL / hop limit the packet came with lets it be forwarded
@@ -127,12 +129,30 @@ inline bool ttl_allows_forwarding(const packet::PacketView& v) noexcept { return
 // two. Only for a packet that ttl_allows_forwarding().
 inline void rewrite_dst_and_ttl(std::uint8_t* frame, const packet::PacketView& v, const std::uint8_t* addr,
                                 std::uint16_t port) noexcept {
-  detail::rewrite_endpoint<true>(frame, v, addr, port, detail::kIpv4Dst, detail::kIpv6Dst, detail::kTcpDport);
+  detail::rewrite_endpoint<true>(frame, v.family, v.l3_offset, v.l4_offset, addr, port, detail::kIpv4Dst,
+                                 detail::kIpv6Dst, detail::kTcpDport);
 }
 
 inline void rewrite_src_and_ttl(std::uint8_t* frame, const packet::PacketView& v, const std::uint8_t* addr,
                                 std::uint16_t port) noexcept {
-  detail::rewrite_endpoint<true>(frame, v, addr, port, detail::kIpv4Src, detail::kIpv6Src, detail::kTcpSport);
+  detail::rewrite_endpoint<true>(frame, v.family, v.l3_offset, v.l4_offset, addr, port, detail::kIpv4Src,
+                                 detail::kIpv6Src, detail::kTcpSport);
+}
+
+// The same for a frame parse_ack_segment() accepted (untagged IPv4 without
+// options: the IP header at 14, TCP at 34), which needs no PacketView.
+inline bool ttl_allows_forwarding(const std::uint8_t* frame, const packet::AckSegment&) noexcept {
+  return frame[14 + detail::kIpv4Ttl] > 1;
+}
+inline void rewrite_dst_and_ttl(std::uint8_t* frame, const packet::AckSegment&, const std::uint8_t* addr,
+                                std::uint16_t port) noexcept {
+  detail::rewrite_endpoint<true>(frame, packet::IpFamily::V4, 14, 34, addr, port, detail::kIpv4Dst, detail::kIpv6Dst,
+                                 detail::kTcpDport);
+}
+inline void rewrite_src_and_ttl(std::uint8_t* frame, const packet::AckSegment&, const std::uint8_t* addr,
+                                std::uint16_t port) noexcept {
+  detail::rewrite_endpoint<true>(frame, packet::IpFamily::V4, 14, 34, addr, port, detail::kIpv4Src, detail::kIpv6Src,
+                                 detail::kTcpSport);
 }
 
 // Decrements the IPv4 TTL (updating the header checksum) or the IPv6 hop

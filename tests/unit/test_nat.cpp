@@ -246,6 +246,54 @@ TEST(Nat, RewriteAndTtlInOneIsRewriteThenDecrement) {
   EXPECT_GT(done, 5000);  // random TTLs: a few are 0 or 1
 }
 
+// Mode lb's common case, rewritten without a view: for every frame that
+// parse_ack_segment() accepts, the AckSegment forms of the TTL check and the
+// one-step rewrite do exactly what the PacketView forms do.
+TEST(Nat, AckSegmentFormsAreTheViewForms) {
+  std::mt19937 rng(20261207);
+  auto pick = [&](std::uint32_t lo, std::uint32_t hi) { return std::uniform_int_distribution<std::uint32_t>(lo, hi)(rng); };
+  int done = 0;
+  for (int i = 0; i < 4000; ++i) {
+    ctlb_test::Tcp t;
+    t.sport = static_cast<std::uint16_t>(pick(0, 0xffff));
+    t.dport = static_cast<std::uint16_t>(pick(0, 0xffff));
+    t.seq = pick(0, 0xffffffffu);
+    t.ack = pick(0, 0xffffffffu);
+    t.flags = static_cast<std::uint8_t>(ctlb::packet::tcpflag::kAck | (pick(0, 0xff) & 0xc8));  // PSH, ECE, CWR
+    t.window = static_cast<std::uint16_t>(pick(0, 0xffff));
+    if (pick(0, 1)) {
+      t.options = {1, 1};
+      ctlb_test::append(t.options, ctlb_test::opt_timestamp(pick(0, 0xffffffffu), pick(0, 0xffffffffu)));
+    }
+    t.payload_len = pick(0, 300);
+    ctlb_test::Ipv4 ip;
+    for (auto& b : ip.src) b = static_cast<std::uint8_t>(pick(0, 255));
+    for (auto& b : ip.dst) b = static_cast<std::uint8_t>(pick(0, 255));
+    ip.ttl = static_cast<std::uint8_t>(pick(0, 255));
+    ip.frag_field = pick(0, 1) ? 0x4000 : 0;
+    Bytes original = ctlb_test::tcp4_frame(t, ip, {}, pick(0, 1) ? 60 : 0);
+    fill_checksums(original);
+    ctlb::packet::AckSegment a;
+    ASSERT_TRUE(ctlb::packet::parse_ack_segment(original.data(), original.size(), original.size(), a)) << i;
+    const PacketView v = parse_tcp(original);
+    ASSERT_EQ(ctlb::lb::ttl_allows_forwarding(original.data(), a), ctlb::lb::ttl_allows_forwarding(v)) << i;
+    if (!ctlb::lb::ttl_allows_forwarding(v)) continue;
+    const Endpoint e = random_endpoint(rng);
+    Bytes by_view = original, by_segment = original;
+    if (i % 2) {
+      ctlb::lb::rewrite_dst_and_ttl(by_view.data(), v, e.addr, e.port);
+      ctlb::lb::rewrite_dst_and_ttl(by_segment.data(), a, e.addr, e.port);
+    } else {
+      ctlb::lb::rewrite_src_and_ttl(by_view.data(), v, e.addr, e.port);
+      ctlb::lb::rewrite_src_and_ttl(by_segment.data(), a, e.addr, e.port);
+    }
+    ASSERT_NE(by_view, original) << i;
+    ASSERT_EQ(by_segment, by_view) << i;
+    ++done;
+  }
+  EXPECT_GT(done, 3800);
+}
+
 TEST(Nat, RewriteThenInverseRestoresTheFrame) {
   std::mt19937 rng(7);
   for (int i = 0; i < 4000; ++i) {
