@@ -884,9 +884,10 @@ void BM_TrackFramesBurst32(benchmark::State& state) {
 }
 BENCHMARK(BM_TrackFramesBurst32)->Arg(10'000)->Arg(1'000'000);
 
-// The same frames as the worker took them before track_frames (and mode lb
-// still does): each parsed whole into a PacketView, its key prepared as it
-// is parsed, then the burst tracked (track_prepared). Reported per packet.
+// The same frames as the worker took them before track_frames (as mode lb
+// still takes every frame that is not an AckSegment): each parsed whole into
+// a PacketView, its key prepared as it is parsed, then the burst tracked
+// (track_prepared). Reported per packet.
 void BM_ParseTrackBurst32(benchmark::State& state) {
   auto& f = fixture<TrackerFixture>(static_cast<std::uint32_t>(state.range(0)));
   flow::Tracker& tr = *f.tracker;
