@@ -256,15 +256,17 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
   LbMeta meta[kBurst];
   unsigned keep[kBurst];  // packets this worker tracks, in order
   unsigned kept = 0;
-  // The common case, a data or ACK segment of untagged IPv4 without options
-  // (packet::parse_ack_segment()), is classified, tracked and rewritten from
-  // the frame without a view: acks[k] with lite[k] set (k: the tracked
-  // packet's index). Its view is parsed only if the tracker's general path
-  // needs it.
+  // The common case, a data or ACK segment of untagged IPv4 without IP
+  // options (packet::parse_ack_segment()), is classified, tracked and
+  // rewritten from the frame without a view: acks[k] with lite[k] set (k: the
+  // tracked packet's index). Its view is parsed only if the tracker's general
+  // path needs it. A return packet's acks[k] has the VIP as its source (the
+  // tracker's key): it no longer describes the frame, which is read from the
+  // mbuf from then on.
   Uninitialised<packet::AckSegment, kBurst> acks;
   bool lite[kBurst];
   // As the tracker sees them: return traffic from the VIP, each a copy of
-  // the parsed view (or AckSegment) with the VIP as its source.
+  // the parsed view with the VIP as its source.
   Uninitialised<packet::PacketView, kBurst> tviews;
   const packet::PacketView* tracked_views[kBurst];
   flow::Tracker::BurstKeys keys;

@@ -248,6 +248,7 @@ class Tracker {
   // null for a frame that is not a TCP segment; else r->verdict is set, and
   // with kResults the whole result (without it, a segment done in place
   // reports only its verdict, Accept). Tracked exactly as track() one by one.
+  // n <= kMaxBurst.
   template <bool kResults, class Keep, class Done>
   void track_frames(const packet::Frame* f, unsigned n, Clock clock, Keep&& keep, Done&& done) noexcept {
     enum class Kind : std::uint8_t { Gone, Other, Ack, View };

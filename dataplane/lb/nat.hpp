@@ -140,7 +140,8 @@ inline void rewrite_src_and_ttl(std::uint8_t* frame, const packet::PacketView& v
 }
 
 // The same for a frame parse_ack_segment() accepted (untagged IPv4 without
-// options: the IP header at 14, TCP at 34), which needs no PacketView.
+// options: the IP header at 14, TCP at 34), which needs no PacketView. The
+// AckSegment's fields are not read (mode lb changes them).
 inline bool ttl_allows_forwarding(const std::uint8_t* frame, const packet::AckSegment&) noexcept {
   return frame[14 + detail::kIpv4Ttl] > 1;
 }

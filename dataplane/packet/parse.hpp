@@ -223,10 +223,9 @@ inline bool parse_ack_segment(const std::uint8_t* data, std::size_t len, std::si
   using namespace tcpflag;
   if (wire_len < len) wire_len = len;
   if (len < 14 + 20 + 20) return false;
-  // Bytes 12..14: ethertype 0x0800, then version 4 with a 20-byte header.
-  std::uint32_t type_and_version;
-  std::memcpy(&type_and_version, data + 12, 4);
-  if ((type_and_version & 0x00ffffffu) != 0x00450008u) return false;
+  // Bytes 12..14: ethertype 0x0800, then version 4 with a 20-byte header
+  // (byte 15, TOS and ECN, is anything).
+  if ((load_be32(data + 12) >> 8) != 0x080045u) return false;
   const std::uint8_t* ip = data + 14;
   const std::uint32_t total = load_be16(ip + 2);
   if (total > wire_len - 14 || (load_be16(ip + 6) & 0x3fff) != 0 || ip[9] != detail::kProtoTcp) return false;

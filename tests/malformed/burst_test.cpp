@@ -1,5 +1,5 @@
 // Malformed frames in the same bursts as good connections, through the real
-// parser and Tracker::track_burst the way a worker runs them
+// parsers and Tracker::track_frames the way a worker runs them
 // (dataplane/worker.cpp, process_burst): the good connections' verdicts,
 // states and table entries are exactly those they get alone, and every bad
 // frame is counted under its reason and forwarded or dropped by policy.
@@ -13,7 +13,6 @@
 #include <vector>
 
 #include "corpus.hpp"
-#include "dataplane/common/uninitialised.hpp"
 #include "dataplane/flow/tracker.hpp"
 #include "tests/unit/table_util.hpp"
 
@@ -191,8 +190,12 @@ struct ZeroedTable {
 };
 
 // What process_burst() in dataplane/worker.cpp does with an rx burst, one
-// worker, mode inline: parse each frame, count its result, track the TCP
-// segments together, then forward or drop each one in order.
+// worker, mode inline: Tracker::track_frames (which parses each frame,
+// counts its result and tracks the TCP segments), then forward or drop each
+// one in order. Before each TCP segment the burst also holds a segment of
+// another connection that this worker hands over (keep() refuses it), so
+// the tracker's slot for it is reused at once, as in a worker with
+// software steering.
 class Worker {
  public:
   explicit Worker(bool drop_invalid) : drop_invalid_(drop_invalid) {}
@@ -214,58 +217,63 @@ class Worker {
  private:
   void process_burst(const Case* const* frames, unsigned n, Fate* fates) {
     std::vector<ExactCopy> copies;
-    copies.reserve(n);
-    ctlb::Uninitialised<PacketView, Tracker::kMaxBurst> views;  // as the worker's
-    const PacketView* tcp_views[Tracker::kMaxBurst];
-    unsigned tcp_index[Tracker::kMaxBurst];
-    unsigned tcp_count = 0;
-    // As dataplane::process_burst: each segment's key is prepared as it is
-    // parsed; before it, a segment of another connection is prepared in the
-    // same slot, as when a segment is handed over to another worker and its
-    // slot is reused by the next.
-    Tracker::BurstKeys keys;
+    std::vector<int> index;  // of each frame given to the tracker: the case, or -1 for another connection's
+    std::vector<std::uint32_t> wire;
+    copies.reserve(2 * n);
     for (unsigned i = 0; i < n; ++i) {
+      PacketView v;
+      if (parse_exact(*frames[i], v) == ParseResult::Tcp) {
+        Bytes other = frames[i]->frame;
+        other[v.l4_offset] ^= 0x55;  // another connection's segment, handed over
+        copies.emplace_back(other);
+        index.push_back(-1);
+        wire.push_back(static_cast<std::uint32_t>(frames[i]->wire));
+      }
       copies.emplace_back(frames[i]->frame);
-      fates[i].parse = ctlb::packet::parse_frame(copies[i].data(), copies[i].size(), frames[i]->wire, views[i]);
-      tracker.count_parse(fates[i].parse);
-      if (fates[i].parse == ParseResult::Tcp) {
-        PacketView other;
-        std::memcpy(static_cast<void*>(&other), &views[i], sizeof other);  // bytewise: unset fields stay unread
-        other.sport ^= 0x5555;  // another connection's segment, never tracked here
-        tracker.prepare(other, keys, tcp_count);
-        tracker.prepare(views[i], keys, tcp_count);
-        tcp_index[tcp_count] = i;
-        tcp_views[tcp_count++] = &views[i];
-      }
+      index.push_back(static_cast<int>(i));
+      wire.push_back(static_cast<std::uint32_t>(frames[i]->wire));
     }
-    ctlb::Uninitialised<TrackResult, Tracker::kMaxBurst> tracked;
-    if (tcp_count)
-      tracker.track_prepared(tcp_views, tcp_count, keys, Clock{kNowMs}, tracked.data(), [](unsigned, TrackResult&) noexcept {});
-    for (unsigned t = 0; t < tcp_count; ++t) {
-      Fate& f = fates[tcp_index[t]];
-      f.tracked = true;
-      f.r = tracked[t];
-      f.payload = views[tcp_index[t]].payload_len;
+    // Bursts of at most kMaxBurst frames, as the worker's.
+    for (std::size_t at = 0; at < copies.size(); at += Tracker::kMaxBurst) {
+      const unsigned m = static_cast<unsigned>(std::min<std::size_t>(Tracker::kMaxBurst, copies.size() - at));
+      ctlb::packet::Frame burst[Tracker::kMaxBurst];
+      for (unsigned k = 0; k < m; ++k)
+        burst[k] = {copies[at + k].data(), static_cast<std::uint32_t>(copies[at + k].size()), wire[at + k]};
+      tracker.track_frames<true>(
+          burst, m, Clock{kNowMs}, [&](unsigned k, std::uint32_t) { return index[at + k] >= 0; },
+          [&](unsigned k, ParseResult res, const TrackResult* r) {
+            ASSERT_GE(index[at + k], 0) << "a segment handed over was tracked";
+            Fate& f = fates[index[at + k]];
+            f.parse = res;
+            if (r) {
+              f.tracked = true;
+              f.r = *r;
+              PacketView v;
+              parse_exact(*frames[index[at + k]], v);
+              f.payload = v.payload_len;
+            }
+            decide(f);
+          });
     }
-    for (unsigned i = 0; i < n; ++i) {
-      Fate& f = fates[i];
-      bool invalid;
-      if (f.tracked) {
-        invalid = f.r.verdict == ctlb::tcp::Verdict::Invalid;
-      } else if (ctlb::packet::is_malformed(f.parse)) {
-        invalid = true;
-      } else {
-        ++counters.forwarded_untracked;
-        f.forwarded = true;
-        continue;
-      }
-      if (invalid && drop_invalid_) {
-        ++counters.dropped_invalid;
-        continue;
-      }
-      if (invalid) ++counters.forwarded_invalid;
+  }
+
+  void decide(Fate& f) {
+    bool invalid;
+    if (f.tracked) {
+      invalid = f.r.verdict == ctlb::tcp::Verdict::Invalid;
+    } else if (ctlb::packet::is_malformed(f.parse)) {
+      invalid = true;
+    } else {
+      ++counters.forwarded_untracked;
       f.forwarded = true;
+      return;
     }
+    if (invalid && drop_invalid_) {
+      ++counters.dropped_invalid;
+      return;
+    }
+    if (invalid) ++counters.forwarded_invalid;
+    f.forwarded = true;
   }
 
   // One clock for every burst: a packet's timestamps do not depend on how

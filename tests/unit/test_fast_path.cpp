@@ -8,7 +8,8 @@
 // track_frames() (inline mode's path: data and ACK segments read by
 // parse_ack_segment() and done in place, the rest parsed whole); after each
 // burst its results are the general path's and its tables are the first
-// tracker's, byte for byte.
+// tracker's, byte for byte; frames it hands over (keep() false) are neither
+// tracked nor counted until given to it again.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -147,21 +148,55 @@ void same_as_general_path(const ctlb::tcp::Config& cfg) {
   std::mt19937_64 burst_rng(7);  // its own: the traffic is what it was without the third tracker
   unsigned burst_len = 1;
   int ack_segments = 0;
+  std::size_t handed_over = 0;
+  // Every burst goes through track_frames twice, as two workers would take
+  // it: first the connections this worker owns (keep() refuses the others,
+  // as hand-overs), then, as the other worker, the frames handed over. Each
+  // connection's packets stay in order. Every other burst as the worker
+  // runs it (kResults false: a segment done in place reports its verdict only).
+  unsigned bursts = 0;
   auto flush = [&](int i) {
     std::vector<ctlb::packet::Frame> frames;
     for (const auto& f : burst)
       frames.push_back({f.data(), static_cast<std::uint32_t>(f.size()), static_cast<std::uint32_t>(f.size())});
+    const std::uint32_t refused_parity = bursts & 2 ? 1 : 2;  // 2: refuse none
+    const bool whole = bursts++ % 2 == 0;
+    std::vector<ctlb::packet::Frame> handed;
+    std::vector<unsigned> handed_index;
     unsigned done_count = 0;
-    p.frames.track_frames<true>(
-        frames.data(), static_cast<unsigned>(frames.size()), Clock{now}, [](unsigned, std::uint32_t) { return true; },
-        [&](unsigned k, ctlb::packet::ParseResult res, const TrackResult* r) {
-          ASSERT_EQ(k, done_count++);
-          ASSERT_EQ(res, ctlb::packet::ParseResult::Tcp);
-          ASSERT_NE(r, nullptr);
-          expect_same(*r, expected[k], i);
-          EXPECT_EQ(r->backend, expected[k].backend);
-          EXPECT_EQ(r->hash, expected[k].hash);
-        });
+    std::vector<bool> done(burst.size(), false);
+    auto check = [&](unsigned k, ctlb::packet::ParseResult res, const TrackResult* r) {
+      ASSERT_FALSE(done[k]) << "frame " << k << " reported twice";
+      done[k] = true;
+      ++done_count;
+      ASSERT_EQ(res, ctlb::packet::ParseResult::Tcp);
+      ASSERT_NE(r, nullptr);
+      ASSERT_EQ(r->verdict, expected[k].verdict) << "packet " << i;
+      if (!whole) return;
+      expect_same(*r, expected[k], i);
+      EXPECT_EQ(r->backend, expected[k].backend);
+      EXPECT_EQ(r->hash, expected[k].hash);
+    };
+    auto run = [&](const ctlb::packet::Frame* f, unsigned n, auto keep, auto done_fn) {
+      if (whole) p.frames.track_frames<true>(f, n, Clock{now}, keep, done_fn);
+      else p.frames.track_frames<false>(f, n, Clock{now}, keep, done_fn);
+    };
+    run(
+        frames.data(), static_cast<unsigned>(frames.size()),
+        [&](unsigned k, std::uint32_t hash) {
+          if ((hash & 1) != refused_parity) return true;
+          handed.push_back(frames[k]);
+          handed_index.push_back(k);
+          return false;
+        },
+        [&](unsigned k, ctlb::packet::ParseResult res, const TrackResult* r) { check(k, res, r); });
+    if (::testing::Test::HasFatalFailure()) return;
+    for (unsigned k : handed_index) ASSERT_FALSE(done[k]) << "a frame handed over was tracked";
+    run(
+        handed.data(), static_cast<unsigned>(handed.size()), [](unsigned, std::uint32_t) { return true; },
+        [&](unsigned h, ctlb::packet::ParseResult res, const TrackResult* r) { check(handed_index[h], res, r); });
+    if (::testing::Test::HasFatalFailure()) return;
+    handed_over += handed.size();
     ASSERT_EQ(done_count, burst.size());
     ASSERT_EQ(std::memcmp(p.c4.mem.get(), p.a4.mem.get(), p.a4.bytes), 0)
         << "frames tracker's IPv4 table differs after the burst ending with packet " << i;
@@ -234,6 +269,7 @@ void same_as_general_path(const ctlb::tcp::Config& cfg) {
   EXPECT_EQ(p.frames.counters().tcp_packets, p.fast.counters().tcp_packets);
   EXPECT_EQ(p.frames.counters().parse[static_cast<std::size_t>(ctlb::packet::ParseResult::Tcp)], 200000u);
   EXPECT_GT(ack_segments, 150000);  // most went through parse_ack_segment
+  EXPECT_GT(handed_over, 10000u);
   // The traffic must really have exercised both paths.
   fast_hits = static_cast<int>(p.fast.counters().fast_path);
   EXPECT_GT(fast_hits, 100000);

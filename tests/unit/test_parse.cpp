@@ -869,6 +869,9 @@ TEST(AckSegment, AcceptsExactlyWhatParseFrameReadsAsOne) {
     std::vector<Tag> tags;
     if (pick(10) == 0) tags.push_back({0x8100, 5});
     Bytes f = pick(12) == 0 ? tcp6_frame(t, Ipv6{}, tags) : tcp4_frame(t, ip, tags, pick(4) == 0 ? 64 : 0);
+    if (pick(3) == 0) f[15] = static_cast<std::uint8_t>(rng());   // an untagged frame's TOS / ECN bits
+    if (pick(40) == 0) f[14] = static_cast<std::uint8_t>(rng());  // its version and IHL
+    if (pick(40) == 0) f[13] = static_cast<std::uint8_t>(rng());  // its ethertype's low byte
     std::size_t len = f.size();
     if (pick(6) == 0) len = pick(static_cast<unsigned>(f.size()) + 1);
     const std::size_t wire = len + (pick(4) == 0 ? pick(100) : 0);
