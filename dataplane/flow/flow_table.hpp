@@ -200,7 +200,7 @@ class FlowTable {
 
   // Stage 2 of a pipelined lookup: the first handle whose signature matches in
   // the key's primary bucket (its entry is prefetched), or kNoHandle. A hint
-  // only: the key is compared later by is_entry_of().
+  // only: the key is compared later (lookup() with the hint).
   Handle candidate(std::uint32_t hash) const noexcept {
     const Bucket& b = buckets_[primary(hash)];
     const std::uint32_t m = match_mask(b, signature(hash));
@@ -212,6 +212,11 @@ class FlowTable {
 
   bool is_entry_of(Handle h, const Key& key) const noexcept {
     return h != kNoHandle && entries_[h].status.ct_state != 0 && entries_[h].key == key;
+  }
+
+  // lookup() after candidate(): the hint when it is the key's entry.
+  Handle lookup(const Key& key, std::uint32_t hash, Handle hint) const noexcept {
+    return is_entry_of(hint, key) ? hint : lookup(key, hash);
   }
 
   Handle lookup(const Key& key, std::uint32_t hash) const noexcept {

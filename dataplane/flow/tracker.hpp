@@ -327,7 +327,7 @@ class Tracker {
   template <bool kResults>
   [[gnu::always_inline]] bool in_place(const BurstKeys& keys, unsigned t, const packet::AckSegment& ack, Clock clock,
                                        TrackResult& r) noexcept {
-    const Handle h = v4_.is_entry_of(keys.hint[t], keys.k4[t]) ? keys.hint[t] : v4_.lookup(keys.k4[t], keys.hash[t]);
+    const Handle h = v4_.lookup(keys.k4[t], keys.hash[t], keys.hint[t]);
     if (h == kNoHandle || !fast_path_ ||
         !track_established<kResults>(v4_, h, ack, keys.side[t], clock.now(), keys.hash[t], r))
       return false;
@@ -337,7 +337,7 @@ class Tracker {
   void general_after_in_place(const BurstKeys& keys, unsigned t, const packet::PacketView& v, Clock clock,
                               TrackResult& r) noexcept {
     // As track_one() once its fast path said no (the lookup is repeated: rare).
-    const Handle h = v4_.is_entry_of(keys.hint[t], keys.k4[t]) ? keys.hint[t] : v4_.lookup(keys.k4[t], keys.hash[t]);
+    const Handle h = v4_.lookup(keys.k4[t], keys.hash[t], keys.hint[t]);
     r = track_in(v4_, v, keys.k4[t], keys.hash[t], keys.side[t], h, clock);
     count_result(r);
   }
@@ -487,7 +487,7 @@ class Tracker {
   [[gnu::always_inline]] inline bool track_one(FlowTable<F>& table, const packet::PacketView& v,
                                                const typename F::Key& key, std::uint32_t hash, Side side, Handle hint,
                                                Clock clock, TrackResult& r) noexcept {
-    const Handle h = table.is_entry_of(hint, key) ? hint : table.lookup(key, hash);
+    const Handle h = table.lookup(key, hash, hint);
     if (h != kNoHandle && fast_path_ && track_established(table, h, v, side, clock.now(), hash, r)) return true;
     r = track_in(table, v, key, hash, side, h, clock);
     count_result(r);
