@@ -139,6 +139,48 @@ struct LbMeta {
   std::uint32_t slot;   // Out: the backend slot the packet came from
 };
 
+// Which way a TCP segment goes: In, to a VIP (address and port); Out, from
+// a backend slot (the first found, `multi` if the backend is in several
+// VIPs). False for neither.
+inline bool classify(const lb::State& s, std::uint8_t family, const std::uint8_t* src, std::uint16_t sport,
+                     const std::uint8_t* dst, std::uint16_t dport, LbMeta& mt) noexcept {
+  mt = LbMeta{LbDir::None, 0, lb::kNoVip, 0};
+  const std::uint32_t vip = lb::find_vip(s, family, dst, dport);
+  if (vip != lb::kNoVip) {
+    mt.dir = LbDir::In;
+    mt.vip = vip;
+    return true;
+  }
+  unsigned found = 0;
+  lb::for_each_slot(s, family, src, sport, [&](std::uint32_t slot) {
+    if (found++ == 0) mt.slot = slot;
+    return found > 1;
+  });
+  if (!found) return false;
+  mt.dir = LbDir::Out;
+  mt.multi = found > 1;
+  mt.vip = s.slots[mt.slot].vip;
+  return true;
+}
+
+// A return packet as the tracker sees it, from the VIP: the tracker keys
+// the connection by client and VIP in both directions.
+inline void from_vip(const lb::State& s, std::uint32_t vip, packet::PacketView& tv) noexcept {
+  std::memcpy(tv.src, s.vips[vip].addr, 16);
+  tv.sport = s.vips[vip].port;
+}
+inline void from_vip(const lb::State& s, std::uint32_t vip, packet::AckSegment& a) noexcept {
+  a.src = load_be32(s.vips[vip].addr);
+  a.sport = s.vips[vip].port;
+}
+// A copy of a return packet's view (bytewise: fields its parse left
+// unwritten are copied, not read), from the VIP.
+inline void copy_from_vip(const lb::State& s, std::uint32_t vip, const packet::PacketView& v,
+                          packet::PacketView& tv) noexcept {
+  std::memcpy(static_cast<void*>(&tv), &v, sizeof v);
+  from_vip(s, vip, tv);
+}
+
 inline void send_neighbour_msg(WorkerContext& w, const shm::NeighbourMsg& msg) noexcept {
   if (rte_ring_enqueue_elem(w.neighbour_ring, const_cast<shm::NeighbourMsg*>(&msg), sizeof msg) != 0) ++w.counters.neighbour_msgs_dropped;
 }
@@ -287,26 +329,12 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
                                   rte_pktmbuf_pkt_len(m), a)) {
       const std::uint8_t* ip = rte_pktmbuf_mtod_offset(m, const std::uint8_t*, 14);
       LbMeta& mt = meta[i];
-      mt = LbMeta{LbDir::None, 0, lb::kNoVip, 0};
-      const std::uint32_t vip = lb::find_vip(s, 4, ip + 16, a.dport);
-      unsigned found = 0;
-      if (vip != lb::kNoVip) {
-        mt.dir = LbDir::In;
-        mt.vip = vip;
-      } else {
-        lb::for_each_slot(s, 4, ip + 12, a.sport, [&](std::uint32_t slot) {
-          if (found++ == 0) mt.slot = slot;
-          return found > 1;
-        });
-        if (!found) {
-          w.tracker->count_parse(packet::ParseResult::Tcp);
-          drop(m, w.counters.lb_dropped_no_vip);
-          continue;
-        }
-        mt.dir = LbDir::Out;
-        mt.vip = s.slots[mt.slot].vip;
+      if (!classify(s, 4, ip + 12, a.sport, ip + 16, a.dport, mt)) {
+        w.tracker->count_parse(packet::ParseResult::Tcp);
+        drop(m, w.counters.lb_dropped_no_vip);
+        continue;
       }
-      if (found <= 1) {  // a backend of several VIPs takes the whole path below (rare)
+      if (!mt.multi) {  // a backend of several VIPs takes the whole path below (rare)
         if (steer) {
           const std::uint32_t o = owner(4, mt.dir == LbDir::In, ip + 12, a.sport, ip + 16, a.dport);
           if (o != w.index) {
@@ -315,10 +343,7 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
           }
         }
         w.tracker->count_parse(packet::ParseResult::Tcp);
-        if (mt.dir == LbDir::Out) {  // keyed by client and VIP, as below
-          a.src = load_be32(s.vips[mt.vip].addr);
-          a.sport = s.vips[mt.vip].port;
-        }
+        if (mt.dir == LbDir::Out) from_vip(s, mt.vip, a);
         w.tracker->prepare(a, keys, kept);
         lite[kept] = true;
         keep[kept++] = i;
@@ -341,25 +366,10 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
     }
     const std::uint8_t family = v.family == packet::IpFamily::V4 ? 4 : 6;
     LbMeta& mt = meta[i];
-    mt = LbMeta{LbDir::None, 0, lb::kNoVip, 0};
-    const std::uint32_t vip = lb::find_vip(s, family, v.dst, v.dport);
-    if (vip != lb::kNoVip) {
-      mt.dir = LbDir::In;
-      mt.vip = vip;
-    } else {
-      unsigned found = 0;
-      lb::for_each_slot(s, family, v.src, v.sport, [&](std::uint32_t slot) {
-        if (found++ == 0) mt.slot = slot;
-        return found > 1;
-      });
-      if (!found) {
-        w.tracker->count_parse(res);
-        drop(m, w.counters.lb_dropped_no_vip);
-        continue;
-      }
-      mt.dir = LbDir::Out;
-      mt.multi = found > 1;
-      mt.vip = s.slots[mt.slot].vip;
+    if (!classify(s, family, v.src, v.sport, v.dst, v.dport, mt)) {
+      w.tracker->count_parse(res);
+      drop(m, w.counters.lb_dropped_no_vip);
+      continue;
     }
     if (steer) {
       const std::uint32_t o = owner(family, mt.dir == LbDir::In, v.src, v.sport, v.dst, v.dport);
@@ -372,20 +382,14 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
     tracked_views[kept] = &v;
     if (mt.dir == LbDir::Out) {
       packet::PacketView& tv = tviews[kept];
-      std::memcpy(static_cast<void*>(&tv), &v, sizeof v);  // bytewise: v's unused fields were never written
+      copy_from_vip(s, mt.vip, v, tv);
       tracked_views[kept] = &tv;
-      // The tracker keys the connection by client and VIP in both directions.
-      auto as_from_vip = [&](std::uint32_t vip_index) {
-        std::memcpy(tv.src, s.vips[vip_index].addr, 16);
-        tv.sport = s.vips[vip_index].port;
-      };
-      as_from_vip(mt.vip);
       if (mt.multi) {
         // The backend serves several VIPs: find the connection that uses it.
         // With none, the VIP is unknown: picking one could pick up the
         // connection under the wrong VIP, so the packet is dropped.
         const bool found = lb::for_each_slot(s, family, v.src, v.sport, [&](std::uint32_t slot) {
-          as_from_vip(s.slots[slot].vip);
+          from_vip(s, s.slots[slot].vip, tv);
           const flow::Handle h = w.tracker->find(tv);
           if (h != flow::kNoHandle && w.tracker->backend(v.family, h) == slot) {
             mt.slot = slot;
@@ -398,7 +402,7 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
           drop(m, w.counters.lb_dropped_unknown_flow);
           continue;
         }
-        as_from_vip(mt.vip);
+        from_vip(s, mt.vip, tv);
       }
     }
     w.tracker->prepare(*tracked_views[kept], keys, kept);  // the bucket's fetch overlaps the rest of the parse
@@ -443,9 +447,7 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
         packet::parse_mbuf(pkts[i], views[i]);  // Tcp, as for every AckSegment
         const packet::PacketView* tv = &views[i];
         if (meta[i].dir == LbDir::Out) {
-          std::memcpy(static_cast<void*>(&tviews[k]), &views[i], sizeof views[i]);
-          std::memcpy(tviews[k].src, s.vips[meta[i].vip].addr, 16);
-          tviews[k].sport = s.vips[meta[i].vip].port;
+          copy_from_vip(s, meta[i].vip, views[i], tviews[k]);
           tv = &tviews[k];
         }
         w.tracker->general_after_in_place(keys, k, *tv, clock, r);
