@@ -258,8 +258,7 @@ Result<std::unique_ptr<dataplane::NeighbourService>> setup_lb(const config::Conf
     c.lb_zone = zone;
     c.lb = state0;
     c.qsbr = qsbr;
-    c.neighbours = slots;
-    c.neighbour_capacity = shm::kNeighbourCapacity;
+    c.neighbours = lb::NeighbourTable(slots, shm::kNeighbourCapacity);
     c.neighbour_ring = msgs;
     c.slow_tx = w == 0 ? slow : nullptr;
     c.backend_counters = static_cast<shm::BackendCounters*>(cz->addr);

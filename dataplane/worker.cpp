@@ -189,8 +189,7 @@ inline void send_neighbour_msg(WorkerContext& w, const shm::NeighbourMsg& msg) n
 // most once per 100 ms for the same address) and returns false.
 inline bool neighbour_mac(WorkerContext& w, std::uint8_t family, const std::uint8_t* addr, std::uint16_t port,
                           config::Mac& mac, std::uint64_t now_ms) noexcept {
-  const lb::NeighbourTable table(w.neighbours, w.neighbour_capacity);
-  if (table.lookup(family, addr, mac)) return true;
+  if (w.neighbour_cache.lookup(w.neighbours, family, addr, mac)) return true;
   const std::size_t len = family == 4 ? 4 : 16;
   if (now_ms - w.last_resolve_ms >= 100 || std::memcmp(w.last_resolve, addr, len) != 0) {
     shm::NeighbourMsg msg{};
@@ -242,38 +241,6 @@ void handle_arp(WorkerContext& w, rte_mbuf* m) noexcept {
   }
   rte_pktmbuf_free(m);
 }
-
-// A few next hops' MACs for the length of one burst (see process_burst_lb).
-class NextHopCache {
- public:
-  bool find(const std::uint8_t* nexthop, std::uint16_t port, config::Mac& mac) const noexcept {
-    for (unsigned j = 0; j < n_; ++j) {
-      if (e_[j].nexthop == nexthop && e_[j].port == port) {
-        mac = e_[j].mac;
-        return true;
-      }
-    }
-    return false;
-  }
-  // After a miss: replaces the oldest entry when full.
-  void remember(const std::uint8_t* nexthop, std::uint16_t port, const config::Mac& mac) noexcept {
-    Entry& e = e_[n_ < kSize ? n_++ : next_++ % kSize];
-    e.nexthop = nexthop;
-    e.port = port;
-    e.mac = mac;
-  }
-
- private:
-  static constexpr unsigned kSize = 8;
-  struct Entry {
-    const std::uint8_t* nexthop;
-    std::uint16_t port;
-    config::Mac mac;
-  };
-  Entry e_[kSize];
-  unsigned n_ = 0;
-  unsigned next_ = 0;
-};
 
 inline void drop(rte_mbuf* m, std::uint64_t& counter) noexcept {
   ++counter;
@@ -457,12 +424,6 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
     w.tracker->count_in_place(fast);
   }
 
-  // Next hops' MACs already looked up in this burst (the return traffic's
-  // gateway, backends that recur), by the next-hop pointer into `s`, which
-  // does not change during the burst. A client on a port's own subnet is its
-  // own next hop, pointed to in the packet's view: never remembered, as no
-  // other packet would find it there.
-  NextHopCache nh_cache;
   for (unsigned k = 0; k < kept; ++k) {
     const unsigned i = keep[k];
     rte_mbuf* m = pkts[i];
@@ -560,8 +521,7 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
     }
     if (!is_lite && v.has(packet::tcpflag::kRst)) ++bc.resets;  // never an AckSegment
     config::Mac mac;
-    const bool cached = nh_cache.find(nexthop, out_port, mac);
-    if (!cached && !neighbour_mac(w, family, nexthop, out_port, mac, now_ms)) {
+    if (!neighbour_mac(w, family, nexthop, out_port, mac, now_ms)) {
       if (w.waiting_count == WorkerContext::kMaxWaiting) {
         drop(m, w.counters.lb_dropped_no_neighbour);
         continue;
@@ -575,18 +535,16 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
       ++w.counters.lb_waited_for_neighbour;
       continue;
     }
-    if (!cached && nexthop != dst) nh_cache.remember(nexthop, out_port, mac);
     send_to(w, s, out_port, mac, m);
   }
 }
 
 void send_waiting(WorkerContext& w, std::uint64_t now_ms) {
-  const lb::NeighbourTable table(w.neighbours, w.neighbour_capacity);
   std::uint32_t kept = 0;
   for (std::uint32_t i = 0; i < w.waiting_count; ++i) {
     WorkerContext::Waiting& q = w.waiting[i];
     config::Mac mac;
-    if (table.lookup(q.family, q.nexthop, mac)) send_to(w, *w.lb, q.port, mac, q.m);
+    if (w.neighbour_cache.lookup(w.neighbours, q.family, q.nexthop, mac)) send_to(w, *w.lb, q.port, mac, q.m);
     else if (now_ms >= q.deadline_ms) drop(q.m, w.counters.lb_dropped_no_neighbour);
     else w.waiting[kept++] = q;
   }

@@ -57,8 +57,8 @@ struct alignas(64) WorkerContext {
   shm::LbZone* lb_zone = nullptr;
   const lb::State* lb = nullptr;         // the generation this loop uses
   rte_rcu_qsbr* qsbr = nullptr;          // reported quiescent after each loop
-  lb::NeighbourSlot* neighbours = nullptr;
-  std::uint32_t neighbour_capacity = 0;
+  lb::NeighbourTable neighbours;         // a view of the main lcore's table (a reader's)
+  lb::NeighbourCache neighbour_cache;    // next hops' MACs, checked against the table per packet
   rte_ring* neighbour_ring = nullptr;    // messages to the main lcore
   rte_ring* slow_tx = nullptr;           // worker 0: packets the main lcore sends
   shm::BackendCounters* backend_counters = nullptr;  // [lb::kMaxSlots]

@@ -259,6 +259,14 @@ class NeighbourTable {
   // False as well if the writer kept changing a slot on the way for
   // `attempts` tries (the caller treats it as unresolved).
   bool lookup(std::uint8_t family, const std::uint8_t* addr, config::Mac& out, int attempts = 64) const noexcept {
+    std::uint32_t slot, version;
+    return lookup(family, addr, out, slot, version, attempts);
+  }
+
+  // The same, and where the MAC was read: its slot and the (even) version
+  // the slot had then (see unchanged()).
+  bool lookup(std::uint8_t family, const std::uint8_t* addr, config::Mac& out, std::uint32_t& slot,
+              std::uint32_t& version, int attempts = 64) const noexcept {
     if (!valid() || !valid_family(family)) return false;
     std::uint32_t i = neighbour_hash(family, addr) & mask_;
     for (std::uint32_t n = 0; n < probe_limit_; ++n, i = (i + 1) & mask_) {
@@ -270,9 +278,18 @@ class NeighbourTable {
           ks.state != NeighbourState::Static)
         return false;
       std::memcpy(out.data(), ks.mac, 6);
+      slot = i;
+      version = ks.version;
       return true;
     }
     return false;
+  }
+
+  // True while a slot is as it was when read at `version`: the writer bumps
+  // the version on every change (address, state, MAC), so whatever was
+  // read from the slot then still holds. One load.
+  bool unchanged(std::uint32_t slot, std::uint32_t version) const noexcept {
+    return std::atomic_ref<std::uint32_t>(slots_[slot].version).load(std::memory_order_acquire) == version;
   }
 
   // A consistent copy of a slot (for listing), or false if the writer kept
@@ -288,6 +305,7 @@ class NeighbourTable {
 
  private:
   struct KeyState {
+    std::uint32_t version;  // even: the one the rest was copied at
     std::uint8_t family;
     NeighbourState state;
     std::uint8_t address[16];
@@ -312,7 +330,7 @@ class NeighbourTable {
       out.state = s.state;
       std::memcpy(out.address, s.address, sizeof out.address);
       std::memcpy(out.mac, s.mac, sizeof out.mac);
-    }, attempts);
+    }, attempts, &out.version);
   }
 
   NeighbourSlot* slots_ = nullptr;
@@ -320,6 +338,56 @@ class NeighbourTable {
   std::uint32_t mask_ = 0;
   std::uint32_t probe_limit_ = 0;
   NeighbourCounters counters_{};
+};
+
+// A reader's memo of its lookups in one table (a worker's, per packet in
+// mode lb): direct-mapped by address, each entry the MAC with the slot and
+// version it was read at. A hit costs a compare and one load of the slot's
+// version; any change to the slot since (a new MAC, ageing to Stale, Failed)
+// misses and looks the address up afresh, so a hit returns exactly what
+// NeighbourTable::lookup() would have returned when the version was read.
+class NeighbourCache {
+ public:
+  static constexpr std::uint32_t kEntries = 64;  // a power of two
+
+  // As t.lookup(family, addr, out, attempts); `t` must be the same table
+  // (the same memory) at every call.
+  bool lookup(const NeighbourTable& t, std::uint8_t family, const std::uint8_t* addr, config::Mac& out,
+              int attempts = 64) noexcept {
+    if (family != 4 && family != 6) return false;
+    Entry& e = entries_[neighbour_hash(family, addr) & (kEntries - 1)];
+    if (e.family == family && ip_equal(family, e.address, addr) && t.unchanged(e.slot, e.version)) {
+      out = e.mac;
+      return true;
+    }
+    return refill(t, e, family, addr, out, attempts);
+  }
+
+ private:
+  struct Entry {
+    std::uint8_t family = 0;  // 0: empty
+    std::uint8_t address[16] = {};
+    config::Mac mac = {};
+    std::uint32_t slot = 0;
+    std::uint32_t version = 0;
+  };
+
+  // The miss: kept out of line so that the hit stays small where it is
+  // inlined (the worker's per-packet loop).
+  [[gnu::noinline]] static bool refill(const NeighbourTable& t, Entry& e, std::uint8_t family,
+                                       const std::uint8_t* addr, config::Mac& out, int attempts) noexcept {
+    std::uint32_t slot, version;
+    if (!t.lookup(family, addr, out, slot, version, attempts)) return false;
+    e.family = family;
+    std::memset(e.address, 0, sizeof e.address);
+    std::memcpy(e.address, addr, family == 4 ? 4 : 16);
+    e.slot = slot;
+    e.version = version;
+    e.mac = out;
+    return true;
+  }
+
+  Entry entries_[kEntries];
 };
 
 }  // namespace ctlb::lb

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <random>
 #include <set>
 #include <thread>
 #include <type_traits>
@@ -427,6 +428,109 @@ TEST(Neighbour, ConcurrentReaderWhileTheWriterAddsEntries) {
   done.store(true, std::memory_order_release);
   reader.join();
   EXPECT_EQ(wrong, 0u);
+}
+
+// The worker's memo: after every kind of change the writer makes, a lookup
+// through the cache answers exactly as the table does. 160 addresses (IPv4
+// and IPv6) share the cache's 64 entries, so entries are also evicted and
+// refilled. A cache that kept a MAC or a state past a change fails it.
+TEST(NeighbourCache, AnswersAsTheTableThroughEveryChange) {
+  Fixture f(256);
+  NeighbourCache cache;
+  std::mt19937 rng(12345);
+  std::vector<std::vector<std::uint8_t>> addrs;
+  for (std::uint8_t k = 0; k < 80; ++k) addrs.push_back(v4(10, 1, k / 16, k));
+  for (std::uint16_t k = 0; k < 80; ++k) addrs.push_back(v6(k));
+  auto family = [](const std::vector<std::uint8_t>& a) { return static_cast<std::uint8_t>(a.size() == 4 ? 4 : 6); };
+  std::uint64_t now = 0;
+  std::uint64_t found = 0, mac_changes = 0;
+  for (int step = 0; step < 20000; ++step) {
+    const auto& a = addrs[rng() % addrs.size()];
+    const std::uint8_t fam = family(a);
+    now += rng() % 2000;
+    switch (rng() % 8) {
+      case 0:
+      case 1: {  // learned, often with a new MAC
+        const std::uint32_t i = f.table.find_or_add(fam, a.data(), 0, now);
+        if (i != kNoSlot) {
+          f.table.set_resolved(i, Mac{2, 0, 0, 0, static_cast<std::uint8_t>(rng() % 4), a.back()}, now);
+          ++mac_changes;
+        }
+        break;
+      }
+      case 2:
+        f.table.age(now, kReachable);
+        break;
+      case 3:  // probes: Stale or Incomplete entries end Failed
+        for (auto i = f.table.next_due(0, now); i != kNoSlot; i = f.table.next_due(i + 1, now))
+          f.table.mark_probe_sent(i, now, kRetry, kMaxProbes);
+        break;
+      case 4:
+        if (rng() % 8 == 0) f.table.set_static(fam, a.data(), 1, Mac{2, 0, 0, 0, 9, a.back()}, now);
+        break;
+      default:  // a run of lookups: mostly hits on unchanged slots
+        break;
+    }
+    for (int q = 0; q < 8; ++q) {
+      const auto& b = addrs[rng() % addrs.size()];
+      Mac from_table{}, from_cache{};
+      const bool t = f.table.lookup(family(b), b.data(), from_table);
+      const bool c = cache.lookup(f.table, family(b), b.data(), from_cache);
+      ASSERT_EQ(c, t) << "step " << step;
+      if (t) {
+        ASSERT_EQ(from_cache, from_table) << "step " << step;
+        ++found;
+      }
+    }
+  }
+  EXPECT_GT(found, 10000u);  // the comparison covered usable entries, not only misses
+  EXPECT_GT(mac_changes, 1000u);
+  Mac m{};
+  EXPECT_FALSE(cache.lookup(f.table, 5, addrs[0].data(), m));  // no such family
+}
+
+// A reader on another thread answering through its cache while the writer
+// changes the MAC: never a torn MAC, and once the writer is done the cache
+// gives the last MAC written, not the one it held.
+TEST(NeighbourCache, ConcurrentReaderSeesEveryChange) {
+  Fixture f(16);
+  const auto a = v4(10, 0, 0, 1);
+  const std::uint32_t i = f.table.find_or_add(4, a.data(), 0, 0);
+  ASSERT_NE(i, kNoSlot);
+  const Mac x{0x00, 0x11, 0x22, 0x33, 0x44, 0x55};
+  const Mac y{0xff, 0xee, 0xdd, 0xcc, 0xbb, 0xaa};
+  const Mac z{0x02, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a};  // before the flips
+  f.table.set_resolved(i, z, 0);
+  constexpr int kFlips = 100000;
+  std::atomic<bool> writer_done{false};
+  std::atomic<bool> reader_started{false};
+  std::uint64_t torn = 0, missed = 0, seen = 0;
+  Mac last_seen{};
+  std::thread reader([&] {
+    const NeighbourTable view(f.slots.data(), 16);
+    NeighbourCache cache;
+    reader_started.store(true, std::memory_order_release);
+    for (bool last = false; !last;) {
+      last = writer_done.load(std::memory_order_acquire);
+      Mac m{};
+      if (!cache.lookup(view, 4, a.data(), m, 1 << 20)) {
+        ++missed;
+        continue;
+      }
+      ++seen;
+      if (m != x && m != y && m != z) ++torn;
+      last_seen = m;
+    }
+  });
+  while (!reader_started.load(std::memory_order_acquire)) {
+  }
+  for (int n = 0; n < kFlips; ++n) f.table.set_resolved(i, n % 2 ? x : y, static_cast<std::uint64_t>(n));
+  writer_done.store(true, std::memory_order_release);
+  reader.join();
+  EXPECT_EQ(torn, 0u);
+  EXPECT_EQ(missed, 0u);
+  EXPECT_GT(seen, 0u);
+  EXPECT_EQ(last_seen, (kFlips - 1) % 2 ? x : y);  // looked at after the last flip
 }
 
 }  // namespace
