@@ -90,6 +90,17 @@ struct PortRoute {
   std::uint8_t mac[6];
 };
 
+// An IPv4 route compiled from the ports (see State::routes_v4), in host
+// byte order: `addr & mask == net` matches.
+struct Route4 {
+  std::uint32_t net;
+  std::uint32_t mask;
+  std::uint16_t port;
+  std::uint8_t via_gateway;  // 1: the port's IPv4 gateway is the next hop; 0: the destination itself
+  std::uint8_t pad;
+};
+inline constexpr std::uint32_t kMaxRoutes4 = kMaxPorts * kMaxPrefixes + 1;
+
 // One generation of the state. The Maglev tables (std::uint16_t slot
 // indices, kNoBackend for none) follow it in memory: see tables().
 struct alignas(64) State {
@@ -99,6 +110,12 @@ struct alignas(64) State {
   std::uint32_t table_entries;  // sum of the VIPs' table sizes
   std::uint32_t port_count;
   PortRoute ports[kMaxPorts];
+  // What route() does for IPv4, compiled from `ports` by init_state(): the
+  // connected IPv4 prefixes, longest first (equal lengths in port order),
+  // then the first port's gateway as 0.0.0.0/0. The first match is the route.
+  Route4 routes_v4[kMaxRoutes4];
+  std::uint32_t route_v4_count;
+  std::uint32_t pad0;
   VipSlot vips[kMaxVips];
   BackendSlot slots[kMaxSlots];
   std::uint16_t vip_index[kVipIndexSize];    // hash of (address, port) -> VIP + 1; 0 empty
@@ -173,11 +190,12 @@ bool for_each_slot(const State& s, std::uint8_t family, const std::uint8_t* addr
   return false;
 }
 
-// Where a destination is sent: the port of the longest matching connected
-// prefix and the destination itself as next hop, else the port with the
-// family's gateway and the gateway. False: no route.
-inline bool route(const State& s, std::uint8_t family, const std::uint8_t* addr, std::uint16_t& out_port,
-                  const std::uint8_t*& nexthop) noexcept {
+namespace detail {
+
+// route() from the ports' prefixes and gateways themselves: IPv6's, and
+// what init_state() compiles routes_v4 from.
+inline bool route_by_ports(const State& s, std::uint8_t family, const std::uint8_t* addr, std::uint16_t& out_port,
+                           const std::uint8_t*& nexthop) noexcept {
   int best = -1;
   for (std::uint32_t p = 0; p < s.port_count; ++p)
     for (const PortPrefix& pre : s.ports[p].prefixes)
@@ -197,6 +215,45 @@ inline bool route(const State& s, std::uint8_t family, const std::uint8_t* addr,
     if (family == 6 && r.has_gateway_v6) {
       out_port = static_cast<std::uint16_t>(p);
       nexthop = r.gateway_v6;
+      return true;
+    }
+  }
+  return false;
+}
+
+// Fills s.routes_v4 from s.ports (see State).
+inline void compile_routes_v4(State& s) noexcept {
+  std::uint32_t n = 0;
+  for (int len = 32; len >= 0; --len)
+    for (std::uint32_t p = 0; p < s.port_count; ++p)
+      for (const PortPrefix& pre : s.ports[p].prefixes)
+        if (pre.family == 4 && pre.len == len) {
+          const std::uint32_t mask = len == 0 ? 0 : ~std::uint32_t{0} << (32 - len);
+          s.routes_v4[n++] = Route4{load_be32(pre.addr) & mask, mask, static_cast<std::uint16_t>(p), 0, 0};
+        }
+  for (std::uint32_t p = 0; p < s.port_count; ++p)
+    if (s.ports[p].has_gateway_v4) {
+      s.routes_v4[n++] = Route4{0, 0, static_cast<std::uint16_t>(p), 1, 0};
+      break;
+    }
+  s.route_v4_count = n;
+}
+
+}  // namespace detail
+
+// Where a destination is sent: the port of the longest matching connected
+// prefix and the destination itself as next hop, else the port with the
+// family's gateway and the gateway. False: no route. IPv4 (every return
+// packet's client, in the common case) from the compiled routes_v4.
+inline bool route(const State& s, std::uint8_t family, const std::uint8_t* addr, std::uint16_t& out_port,
+                  const std::uint8_t*& nexthop) noexcept {
+  if (family != 4) return detail::route_by_ports(s, family, addr, out_port, nexthop);
+  const std::uint32_t a = load_be32(addr);
+  for (std::uint32_t i = 0; i < s.route_v4_count; ++i) {
+    const Route4& r = s.routes_v4[i];
+    if ((a & r.mask) == r.net) {
+      out_port = r.port;
+      nexthop = r.via_gateway ? s.ports[r.port].gateway_v4 : addr;
       return true;
     }
   }
@@ -324,6 +381,7 @@ inline std::string init_state(State& s, const config::Config& c, std::span<const
     }
     if (p < macs.size()) std::memcpy(r.mac, macs[p].data(), 6);
   }
+  detail::compile_routes_v4(s);
   if (c.lb.vips.size() > kMaxVips) return "too many VIPs";
   std::uint32_t offset = 0;
   for (std::size_t v = 0; v < c.lb.vips.size(); ++v) {

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -282,6 +283,65 @@ TEST(LbStateRoute, NoGatewayNoRoute) {
   EXPECT_FALSE(route_of(b.state(), "2001:db8:3::1").ok);
   EXPECT_TRUE(route_of(b.state(), "198.18.1.200").ok);
   EXPECT_TRUE(route_of(b.state(), "2001:db8:2::200").ok);
+}
+
+// route() reads IPv4 routes from the compiled routes_v4: on random ports
+// (overlapping prefixes of every length, /0 and /32 included, equal
+// lengths on several ports, gateways on some) it must give what the scan
+// of the ports' prefixes and gateways gives, for addresses in and around
+// every prefix.
+TEST(LbStateRoute, CompiledIpv4RoutesAnswerAsThePortScan) {
+  std::mt19937 rng(2026);
+  auto dotted = [](std::uint32_t a) {
+    return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 255) + "." + std::to_string((a >> 8) & 255) +
+           "." + std::to_string(a & 255);
+  };
+  auto near = [&]() { return 0x0a000000u | (rng() % 4) << 16 | (rng() % 4) << 8 | (rng() % 256); };
+  std::uint64_t routed = 0, by_gateway = 0, unrouted = 0;
+  for (int round = 0; round < 300; ++round) {
+    config::Config c;
+    c.mode = config::Mode::Lb;
+    const unsigned ports = 1 + rng() % 4;
+    std::vector<std::string> names;
+    for (unsigned p = 0; p < ports; ++p) {
+      std::vector<config::Prefix> prefixes;
+      for (unsigned k = rng() % (lb::kMaxPrefixes + 1); k > 0; --k) {
+        const unsigned pick = rng() % 10;
+        const std::uint8_t len = pick == 0 ? 0 : pick == 1 ? 32 : static_cast<std::uint8_t>(8 + rng() % 24);
+        prefixes.push_back(prefix(dotted(near()).c_str(), len));
+      }
+      if (rng() % 4 == 0) prefixes.push_back(prefix("2001:db8::1", 64));  // IPv6 prefixes are not IPv4 routes
+      if (prefixes.size() > lb::kMaxPrefixes) prefixes.pop_back();
+      names.push_back("p" + std::to_string(p));
+      const std::string gw = dotted(near());
+      c.ports.push_back(port(names.back().c_str(), prefixes, rng() % 3 == 0 ? gw.c_str() : nullptr));
+    }
+    StateBlock b(c);
+    ASSERT_EQ(b.error(), "");
+    const lb::State& s = b.state();
+    for (int q = 0; q < 200; ++q) {
+      const std::uint32_t a = q % 10 == 0 ? rng() : near();
+      std::uint8_t bytes[16] = {};
+      ctlb::store_be32(bytes, a);
+      std::uint16_t port_c = lb::kNoPort, port_s = lb::kNoPort;
+      const std::uint8_t *nh_c = nullptr, *nh_s = nullptr;
+      const bool ok_c = lb::route(s, 4, bytes, port_c, nh_c);
+      const bool ok_s = lb::detail::route_by_ports(s, 4, bytes, port_s, nh_s);
+      ASSERT_EQ(ok_c, ok_s) << dotted(a) << " round " << round;
+      if (!ok_c) {
+        ++unrouted;
+        continue;
+      }
+      ASSERT_EQ(port_c, port_s) << dotted(a) << " round " << round;
+      ASSERT_EQ(nh_c, nh_s) << dotted(a) << " round " << round;  // the same pointer: the address itself or the gateway
+      ++routed;
+      by_gateway += nh_c != bytes;
+    }
+  }
+  // The rounds covered each outcome.
+  EXPECT_GT(routed, 10000u);
+  EXPECT_GT(by_gateway, 1000u);
+  EXPECT_GT(unrouted, 1000u);
 }
 
 TEST_F(LbState, LocalAddressesArePerPortAndVipsAreEverywhere) {
