@@ -31,6 +31,23 @@ inline void store_be32(std::uint8_t* p, std::uint32_t v) noexcept {
   std::memcpy(p, &v, sizeof v);
 }
 
+// Fields as they lie in memory, unconverted: for one's complement sums,
+// which come out the same in either byte order (RFC 1071 section 2(B)), so
+// an incremental checksum update needs no swap (lb/nat.hpp).
+inline std::uint16_t load_raw16(const std::uint8_t* p) noexcept {
+  std::uint16_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+inline std::uint32_t load_raw32(const std::uint8_t* p) noexcept {
+  std::uint32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+inline void store_raw16(std::uint8_t* p, std::uint16_t v) noexcept { std::memcpy(p, &v, sizeof v); }
+
 inline std::uint64_t load_be64(const std::uint8_t* p) noexcept {
   std::uint64_t v;
   std::memcpy(&v, p, sizeof v);

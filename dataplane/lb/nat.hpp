@@ -34,14 +34,19 @@ inline constexpr std::size_t kTcpSport = 0;
 inline constexpr std::size_t kTcpDport = 2;
 inline constexpr std::size_t kTcpChecksum = 16;
 
+// The sums below are over words as they lie in memory (load_raw*), not
+// converted from network byte order: a one's complement sum comes out the
+// same in either byte order, byte-swapped (RFC 1071 section 2(B)), and the
+// checksum field is read and written the same way, so no swap is needed.
+
 // Sum of ~m + m' over `words` 32-bit words changing from old_bytes to
 // new_bytes. A 32-bit one's complement word is two 16-bit ones (2^16 = 1 in
 // one's complement), so the sum folds to the 16-bit one later.
 inline std::uint64_t change_sum(const std::uint8_t* old_bytes, const std::uint8_t* new_bytes, int words) noexcept {
   std::uint64_t sum = 0;
   for (int i = 0; i < words; ++i) {
-    sum += static_cast<std::uint32_t>(~load_be32(old_bytes + 4 * i));
-    sum += load_be32(new_bytes + 4 * i);
+    sum += static_cast<std::uint32_t>(~load_raw32(old_bytes + 4 * i));
+    sum += load_raw32(new_bytes + 4 * i);
   }
   return sum;
 }
@@ -63,13 +68,17 @@ inline std::uint16_t apply_change(std::uint16_t hc, std::uint64_t changes) noexc
 }
 
 // Decrements the IPv4 TTL of the header at `ip` (the caller checked it is
-// above 1); returns the change for the header checksum.
+// above 1); returns the change for the header checksum (in memory order).
 inline std::uint64_t decrement_ipv4_ttl(std::uint8_t* ip) noexcept {
-  // TTL is the high byte of the 16-bit word it shares with the protocol.
-  const std::uint16_t old_word = load_be16(ip + kIpv4Ttl);
-  const auto new_word = static_cast<std::uint16_t>(old_word - 0x0100);
-  store_be16(ip + kIpv4Ttl, new_word);
-  return change_sum16(old_word, new_word);
+  // TTL is the first byte of the 16-bit word it shares with the protocol.
+  const std::uint16_t old_word = load_raw16(ip + kIpv4Ttl);
+  --ip[kIpv4Ttl];
+  return change_sum16(old_word, load_raw16(ip + kIpv4Ttl));
+}
+
+// A checksum field updated by a sum of changes (in memory order).
+inline void update_checksum(std::uint8_t* field, std::uint64_t changes) noexcept {
+  store_raw16(field, apply_change(load_raw16(field), changes));
 }
 
 // kTtl: also decrements the TTL / hop limit (the caller checked v.ttl > 1),
@@ -86,7 +95,7 @@ inline void rewrite_endpoint(std::uint8_t* frame, packet::IpFamily family, std::
     tcp_changes = change_sum(field, addr, 1);
     std::uint64_t ip_changes = tcp_changes;
     if constexpr (kTtl) ip_changes += decrement_ipv4_ttl(ip);
-    store_be16(ip + kIpv4Checksum, apply_change(load_be16(ip + kIpv4Checksum), ip_changes));
+    update_checksum(ip + kIpv4Checksum, ip_changes);
     std::memcpy(field, addr, 4);
   } else if (family == packet::IpFamily::V6) {
     std::uint8_t* field = ip + v6_addr_at;
@@ -96,9 +105,11 @@ inline void rewrite_endpoint(std::uint8_t* frame, packet::IpFamily family, std::
   } else {
     return;
   }
-  tcp_changes += change_sum16(load_be16(tcp + port_at), port);
-  store_be16(tcp + kTcpChecksum, apply_change(load_be16(tcp + kTcpChecksum), tcp_changes));
-  store_be16(tcp + port_at, port);
+  std::uint8_t new_port[2];
+  store_be16(new_port, port);
+  tcp_changes += change_sum16(load_raw16(tcp + port_at), load_raw16(new_port));
+  update_checksum(tcp + kTcpChecksum, tcp_changes);
+  std::memcpy(tcp + port_at, new_port, 2);
 }
 
 }  // namespace detail
@@ -163,8 +174,7 @@ inline bool decrement_ttl(std::uint8_t* frame, const packet::PacketView& v) noex
   std::uint8_t* ip = frame + v.l3_offset;
   if (v.family == packet::IpFamily::V4) {
     if (ip[detail::kIpv4Ttl] <= 1) return false;
-    const std::uint64_t change = detail::decrement_ipv4_ttl(ip);
-    store_be16(ip + detail::kIpv4Checksum, detail::apply_change(load_be16(ip + detail::kIpv4Checksum), change));
+    detail::update_checksum(ip + detail::kIpv4Checksum, detail::decrement_ipv4_ttl(ip));
     return true;
   }
   if (v.family == packet::IpFamily::V6) {
