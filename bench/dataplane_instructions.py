@@ -95,7 +95,13 @@ def count(h, binary, tag, scn, meta, work, detail):
             tel.sock.settimeout(120)  # valgrind runs one thread at a time: replies come late
             deadline = time.monotonic() + 3600
             while True:
-                s = tel.query("/ctlb/stats")
+                try:
+                    s = tel.query("/ctlb/stats")
+                except TimeoutError:
+                    # A loaded host can hold a reply past the timeout. The next query reads
+                    # that late reply (older counters, which only delays the stop).
+                    log("  telemetry reply later than 120 s (host busy?); asking again")
+                    s = None
                 rx = s.get("port_west_rx_packets", 0) if isinstance(s, dict) else 0
                 if rx >= meta["packets"]:
                     break

@@ -185,22 +185,31 @@ inline void send_neighbour_msg(WorkerContext& w, const shm::NeighbourMsg& msg) n
   if (rte_ring_enqueue_elem(w.neighbour_ring, const_cast<shm::NeighbourMsg*>(&msg), sizeof msg) != 0) ++w.counters.neighbour_msgs_dropped;
 }
 
-// The MAC of a next hop; on a miss, asks the main lcore to resolve it (at
-// most once per 100 ms for the same address) and returns false.
-inline bool neighbour_mac(WorkerContext& w, std::uint8_t family, const std::uint8_t* addr, std::uint16_t port,
-                          config::Mac& mac, std::uint64_t now_ms) noexcept {
-  if (w.neighbour_cache.lookup(w.neighbours, family, addr, mac)) return true;
+// Asks the main lcore to resolve a next hop, at most once per 100 ms for
+// the same address. Out of line, as the cache's miss: the burst loop inlines
+// only the cache's hit.
+[[gnu::noinline]] void ask_to_resolve(WorkerContext& w, std::uint8_t family, const std::uint8_t* addr,
+                                      std::uint16_t port, std::uint64_t now_ms) noexcept {
   const std::size_t len = family == 4 ? 4 : 16;
-  if (now_ms - w.last_resolve_ms >= 100 || std::memcmp(w.last_resolve, addr, len) != 0) {
-    shm::NeighbourMsg msg{};
-    msg.kind = shm::NeighbourMsg::kResolve;
-    msg.family = family;
-    msg.port = port;
-    std::memcpy(msg.addr, addr, len);
-    send_neighbour_msg(w, msg);
-    std::memcpy(w.last_resolve, addr, len);
-    w.last_resolve_ms = now_ms;
-  }
+  if (now_ms - w.last_resolve_ms < 100 && std::memcmp(w.last_resolve, addr, len) == 0) return;
+  shm::NeighbourMsg msg{};
+  msg.kind = shm::NeighbourMsg::kResolve;
+  msg.family = family;
+  msg.port = port;
+  std::memcpy(msg.addr, addr, len);
+  send_neighbour_msg(w, msg);
+  std::memcpy(w.last_resolve, addr, len);
+  w.last_resolve_ms = now_ms;
+}
+
+// The MAC of a next hop; on a miss, asks for it to be resolved and returns
+// false. Through the worker's cache, which keeps backends and gateways but
+// not a client on a connected prefix (`on_link`: its own next hop), as there
+// may be many of them, each evicting a backend's or gateway's entry.
+inline bool neighbour_mac(WorkerContext& w, std::uint8_t family, const std::uint8_t* addr, bool on_link,
+                          std::uint16_t port, config::Mac& mac, std::uint64_t now_ms) noexcept {
+  if (w.neighbour_cache.lookup(w.neighbours, family, addr, mac, !on_link)) return true;
+  ask_to_resolve(w, family, addr, port, now_ms);
   return false;
 }
 
@@ -521,7 +530,7 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
     }
     if (!is_lite && v.has(packet::tcpflag::kRst)) ++bc.resets;  // never an AckSegment
     config::Mac mac;
-    if (!neighbour_mac(w, family, nexthop, out_port, mac, now_ms)) {
+    if (!neighbour_mac(w, family, nexthop, nexthop == dst, out_port, mac, now_ms)) {
       if (w.waiting_count == WorkerContext::kMaxWaiting) {
         drop(m, w.counters.lb_dropped_no_neighbour);
         continue;

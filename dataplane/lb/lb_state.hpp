@@ -113,6 +113,8 @@ struct alignas(64) State {
   // What route() does for IPv4, compiled from `ports` by init_state(): the
   // connected IPv4 prefixes, longest first (equal lengths in port order),
   // then the first port's gateway as 0.0.0.0/0. The first match is the route.
+  // Valid because the ports change only with a restart (init_state); a
+  // reload that changed them in place would have to compile it again.
   Route4 routes_v4[kMaxRoutes4];
   std::uint32_t route_v4_count;
   std::uint32_t pad0;

@@ -105,8 +105,18 @@ class NeighbourTable {
 
   // ---- writer -------------------------------------------------------------
 
+  // Empties every slot as a write like any other (each slot's version moves
+  // on), so that a reader's NeighbourCache never mistakes a slot refilled
+  // later for the one it read.
   void clear() noexcept {
-    for (std::uint32_t i = 0; i < capacity_; ++i) slots_[i] = NeighbourSlot{};
+    for (std::uint32_t i = 0; i < capacity_; ++i) {
+      NeighbourSlot& s = slots_[i];
+      write_begin(s);
+      const std::uint32_t version = s.version;
+      s = NeighbourSlot{};
+      s.version = version;
+      write_end(s);
+    }
   }
 
   // The writer's own view of a slot (no seqlock needed for the writer).
@@ -351,16 +361,17 @@ class NeighbourCache {
   static constexpr std::uint32_t kEntries = 64;  // a power of two
 
   // As t.lookup(family, addr, out, attempts); `t` must be the same table
-  // (the same memory) at every call.
+  // (the same memory) at every call. `remember` false: a miss is not kept
+  // (an address unlikely to recur soon, which would evict one that does).
   bool lookup(const NeighbourTable& t, std::uint8_t family, const std::uint8_t* addr, config::Mac& out,
-              int attempts = 64) noexcept {
+              bool remember = true, int attempts = 64) noexcept {
     if (family != 4 && family != 6) return false;
     Entry& e = entries_[neighbour_hash(family, addr) & (kEntries - 1)];
     if (e.family == family && ip_equal(family, e.address, addr) && t.unchanged(e.slot, e.version)) {
       out = e.mac;
       return true;
     }
-    return refill(t, e, family, addr, out, attempts);
+    return refill(t, remember ? &e : nullptr, family, addr, out, attempts);
   }
 
  private:
@@ -374,16 +385,18 @@ class NeighbourCache {
 
   // The miss: kept out of line so that the hit stays small where it is
   // inlined (the worker's per-packet loop).
-  [[gnu::noinline]] static bool refill(const NeighbourTable& t, Entry& e, std::uint8_t family,
+  [[gnu::noinline]] static bool refill(const NeighbourTable& t, Entry* e, std::uint8_t family,
                                        const std::uint8_t* addr, config::Mac& out, int attempts) noexcept {
     std::uint32_t slot, version;
     if (!t.lookup(family, addr, out, slot, version, attempts)) return false;
-    e.family = family;
-    std::memset(e.address, 0, sizeof e.address);
-    std::memcpy(e.address, addr, family == 4 ? 4 : 16);
-    e.slot = slot;
-    e.version = version;
-    e.mac = out;
+    if (e) {
+      e->family = family;
+      std::memset(e->address, 0, sizeof e->address);
+      std::memcpy(e->address, addr, family == 4 ? 4 : 16);
+      e->slot = slot;
+      e->version = version;
+      e->mac = out;
+    }
     return true;
   }
 

@@ -489,6 +489,26 @@ TEST(NeighbourCache, AnswersAsTheTableThroughEveryChange) {
   EXPECT_FALSE(cache.lookup(f.table, 5, addrs[0].data(), m));  // no such family
 }
 
+// clear() is a write like any other: a slot refilled after it never comes
+// back to the version a cache read it at. (Were versions reset to 0, the
+// two writes below would bring the slot back to the cached version with
+// another MAC.)
+TEST(NeighbourCache, ClearedAndRefilledSlotIsNotTheCachedOne) {
+  Fixture f(16);
+  NeighbourCache cache;
+  const auto a = v4(10, 0, 0, 7);
+  f.table.set_resolved(f.table.find_or_add(4, a.data(), 0, 0), kMacA, 0);
+  Mac m{};
+  ASSERT_TRUE(cache.lookup(f.table, 4, a.data(), m));
+  EXPECT_EQ(m, kMacA);
+  f.table.clear();
+  EXPECT_FALSE(cache.lookup(f.table, 4, a.data(), m));
+  const std::uint32_t i = f.table.find_or_add(4, a.data(), 0, 0);
+  f.table.set_resolved(i, kMacB, 0);
+  ASSERT_TRUE(cache.lookup(f.table, 4, a.data(), m));
+  EXPECT_EQ(m, kMacB);
+}
+
 // A reader on another thread answering through its cache while the writer
 // changes the MAC: never a torn MAC, and once the writer is done the cache
 // gives the last MAC written, not the one it held.
@@ -513,7 +533,7 @@ TEST(NeighbourCache, ConcurrentReaderSeesEveryChange) {
     for (bool last = false; !last;) {
       last = writer_done.load(std::memory_order_acquire);
       Mac m{};
-      if (!cache.lookup(view, 4, a.data(), m, 1 << 20)) {
+      if (!cache.lookup(view, 4, a.data(), m, true, 1 << 20)) {
         ++missed;
         continue;
       }
