@@ -349,6 +349,27 @@ TEST(Neighbour, TwoViewsOfTheSameMemory) {
   EXPECT_EQ(m, kMacB);
 }
 
+// Runs look() on another thread, over and over, while this thread sets slot
+// i's MAC to y, x, y, ... `flips` times; look() runs once more after the
+// last flip.
+template <class Look>
+void flip_under_reader(Fixture& f, std::uint32_t i, const Mac& x, const Mac& y, int flips, Look&& look) {
+  std::atomic<bool> writer_done{false};
+  std::atomic<bool> reader_started{false};
+  std::thread reader([&] {
+    reader_started.store(true, std::memory_order_release);
+    for (bool last = false; !last;) {
+      last = writer_done.load(std::memory_order_acquire);
+      look();
+    }
+  });
+  while (!reader_started.load(std::memory_order_acquire)) {
+  }
+  for (int n = 0; n < flips; ++n) f.table.set_resolved(i, n % 2 ? x : y, static_cast<std::uint64_t>(n));
+  writer_done.store(true, std::memory_order_release);
+  reader.join();
+}
+
 TEST(Neighbour, ConcurrentReaderNeverSeesATornMac) {
   Fixture f(16);
   // Fill the neighbourhood so the reader probes past other slots too.
@@ -363,31 +384,18 @@ TEST(Neighbour, ConcurrentReaderNeverSeesATornMac) {
   const Mac y{0xff, 0xee, 0xdd, 0xcc, 0xbb, 0xaa};  // differs from x in every byte
   f.table.set_resolved(i, x, 0);
 
-  constexpr int kFlips = 200000;
-  std::atomic<bool> writer_done{false};
-  std::atomic<bool> reader_started{false};
   std::uint64_t seen_x = 0, seen_y = 0, torn = 0, missed = 0;
-  std::thread reader([&] {
-    const NeighbourTable view(f.slots.data(), 16);
-    reader_started.store(true, std::memory_order_release);
-    // Bounded by the writer's flips, plus a last look after it is done.
-    for (bool last = false; !last;) {
-      last = writer_done.load(std::memory_order_acquire);
-      Mac m{};
-      if (!view.lookup(4, a.data(), m, 1 << 20)) {
-        ++missed;
-        continue;
-      }
-      if (m == x) ++seen_x;
-      else if (m == y) ++seen_y;
-      else ++torn;
+  const NeighbourTable view(f.slots.data(), 16);
+  flip_under_reader(f, i, x, y, 200000, [&] {
+    Mac m{};
+    if (!view.lookup(4, a.data(), m, 1 << 20)) {
+      ++missed;
+      return;
     }
+    if (m == x) ++seen_x;
+    else if (m == y) ++seen_y;
+    else ++torn;
   });
-  while (!reader_started.load(std::memory_order_acquire)) {
-  }
-  for (int n = 0; n < kFlips; ++n) f.table.set_resolved(i, n % 2 ? x : y, static_cast<std::uint64_t>(n));
-  writer_done.store(true, std::memory_order_release);
-  reader.join();
   EXPECT_EQ(torn, 0u);
   EXPECT_EQ(missed, 0u);
   EXPECT_GT(seen_x + seen_y, 0u);
@@ -522,31 +530,20 @@ TEST(NeighbourCache, ConcurrentReaderSeesEveryChange) {
   const Mac z{0x02, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a};  // before the flips
   f.table.set_resolved(i, z, 0);
   constexpr int kFlips = 100000;
-  std::atomic<bool> writer_done{false};
-  std::atomic<bool> reader_started{false};
   std::uint64_t torn = 0, missed = 0, seen = 0;
   Mac last_seen{};
-  std::thread reader([&] {
-    const NeighbourTable view(f.slots.data(), 16);
-    NeighbourCache cache;
-    reader_started.store(true, std::memory_order_release);
-    for (bool last = false; !last;) {
-      last = writer_done.load(std::memory_order_acquire);
-      Mac m{};
-      if (!cache.lookup(view, 4, a.data(), m, true, 1 << 20)) {
-        ++missed;
-        continue;
-      }
-      ++seen;
-      if (m != x && m != y && m != z) ++torn;
-      last_seen = m;
+  const NeighbourTable view(f.slots.data(), 16);
+  NeighbourCache cache;
+  flip_under_reader(f, i, x, y, kFlips, [&] {
+    Mac m{};
+    if (!cache.lookup(view, 4, a.data(), m, true, 1 << 20)) {
+      ++missed;
+      return;
     }
+    ++seen;
+    if (m != x && m != y && m != z) ++torn;
+    last_seen = m;
   });
-  while (!reader_started.load(std::memory_order_acquire)) {
-  }
-  for (int n = 0; n < kFlips; ++n) f.table.set_resolved(i, n % 2 ? x : y, static_cast<std::uint64_t>(n));
-  writer_done.store(true, std::memory_order_release);
-  reader.join();
   EXPECT_EQ(torn, 0u);
   EXPECT_EQ(missed, 0u);
   EXPECT_GT(seen, 0u);
