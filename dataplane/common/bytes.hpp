@@ -69,11 +69,16 @@ inline bool ip_equal(std::uint8_t family, const std::uint8_t* a, const std::uint
   return ((x[0] ^ y[0]) | (x[1] ^ y[1])) == 0;
 }
 
+// The netmask of an IPv4 prefix of `len` bits (len <= 32), host byte order.
+inline std::uint32_t ipv4_prefix_mask(unsigned len) noexcept {
+  return len == 0 ? 0 : ~std::uint32_t{0} << (32 - len);
+}
+
 // True if the first `len` bits of a and b agree (len <= 32 for family 4,
 // <= 128 otherwise).
 inline bool ip_prefix_equal(std::uint8_t family, const std::uint8_t* a, const std::uint8_t* b, unsigned len) noexcept {
   if (family == 4) {
-    const std::uint32_t mask = len == 0 ? 0 : ~std::uint32_t{0} << (32 - len);
+    const std::uint32_t mask = ipv4_prefix_mask(len);
     return ((load_be32(a) ^ load_be32(b)) & mask) == 0;
   }
   const std::uint64_t hi = len == 0 ? 0 : len >= 64 ? ~std::uint64_t{0} : ~std::uint64_t{0} << (64 - len);

@@ -230,7 +230,7 @@ inline void compile_routes_v4(State& s) noexcept {
     for (std::uint32_t p = 0; p < s.port_count; ++p)
       for (const PortPrefix& pre : s.ports[p].prefixes)
         if (pre.family == 4 && pre.len == len) {
-          const std::uint32_t mask = len == 0 ? 0 : ~std::uint32_t{0} << (32 - len);
+          const std::uint32_t mask = ipv4_prefix_mask(static_cast<unsigned>(len));
           s.routes_v4[n++] = Route4{load_be32(pre.addr) & mask, mask, static_cast<std::uint16_t>(p), 0, 0};
         }
   for (std::uint32_t p = 0; p < s.port_count; ++p)
