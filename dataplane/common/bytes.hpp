@@ -48,6 +48,13 @@ inline std::uint32_t load_raw32(const std::uint8_t* p) noexcept {
 
 inline void store_raw16(std::uint8_t* p, std::uint16_t v) noexcept { std::memcpy(p, &v, sizeof v); }
 
+// The word load_raw32() reads from the bytes b0 b1 b2 b3: to test several
+// header bytes with one load, mask and compare, without a swap.
+constexpr std::uint32_t raw_word(std::uint8_t b0, std::uint8_t b1, std::uint8_t b2, std::uint8_t b3) noexcept {
+  return static_cast<std::uint32_t>(b0) | static_cast<std::uint32_t>(b1) << 8 | static_cast<std::uint32_t>(b2) << 16 |
+         static_cast<std::uint32_t>(b3) << 24;
+}
+
 inline std::uint64_t load_be64(const std::uint8_t* p) noexcept {
   std::uint64_t v;
   std::memcpy(&v, p, sizeof v);

@@ -223,18 +223,23 @@ inline bool parse_ack_segment(const std::uint8_t* data, std::size_t len, std::si
   using namespace tcpflag;
   if (wire_len < len) wire_len = len;
   if (len < 14 + 20 + 20) return false;
+  // Header bytes are tested as they lie in memory, several with one load.
   // Bytes 12..14: ethertype 0x0800, then version 4 with a 20-byte header
   // (byte 15, TOS and ECN, is anything).
-  if ((load_be32(data + 12) >> 8) != 0x080045u) return false;
+  if ((load_raw32(data + 12) & raw_word(0xff, 0xff, 0xff, 0)) != raw_word(0x08, 0x00, 0x45, 0)) return false;
   const std::uint8_t* ip = data + 14;
+  // IP bytes 6..9: neither MF nor a fragment offset (DF is anything), the
+  // TTL anything, protocol TCP.
+  if ((load_raw32(ip + 6) & raw_word(0x3f, 0xff, 0, 0xff)) != raw_word(0, 0, 0, detail::kProtoTcp)) return false;
   const std::uint32_t total = load_be16(ip + 2);
-  if (total > wire_len - 14 || (load_be16(ip + 6) & 0x3fff) != 0 || ip[9] != detail::kProtoTcp) return false;
+  if (total > wire_len - 14) return false;
   const std::uint8_t* tcp = ip + 20;
   const std::uint8_t flags = tcp[13];
   if ((flags & ~(kPsh | kEce | kCwr)) != kAck) return false;
   const std::uint32_t header_len = (tcp[12] >> 4) * 4u;
   if (header_len == 32) {
-    if (len < 14 + 20 + 32 || load_be32(tcp + 20) != 0x0101080au) return false;
+    // NOP, NOP, then timestamps (kind 8, length 10).
+    if (len < 14 + 20 + 32 || load_raw32(tcp + 20) != raw_word(1, 1, 8, 10)) return false;
   } else if (header_len != 20) {
     return false;
   }
