@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 #include <string_view>
+#include <type_traits>
 
 #include "dataplane/common/uninitialised.hpp"
 #include "dataplane/flow/flow_key.hpp"
@@ -590,68 +591,84 @@ class Tracker {
   static std::uint8_t sack_blocks_of(const packet::PacketView& v) noexcept { return v.options.sack_blocks; }
   static std::uint8_t sack_blocks_of(const packet::AckSegment&) noexcept { return 0; }
 
+  // Status fields as words: the fast path's precondition, and what it changes.
+  struct EstablishedWord {
+    static constexpr std::uint32_t kEst = static_cast<std::uint32_t>(tcp::CtState::Established);
+    static constexpr std::uint32_t kEpEst = static_cast<std::uint32_t>(tcp::EpState::Established);
+    static constexpr std::uint32_t kWhenMask = tcp::status_bits::kCtState.mask() | tcp::status_bits::kInitiator.mask() |
+                                               tcp::status_bits::kResponder.mask() |
+                                               tcp::status_bits::kSeenReply.mask() | tcp::status_bits::kAssured.mask();
+    static constexpr std::uint32_t kWhen =
+        tcp::status_bits::kCtState.value(kEst) | tcp::status_bits::kInitiator.value(kEpEst) |
+        tcp::status_bits::kResponder.value(kEpEst) | tcp::status_bits::kSeenReply.value(1) |
+        tcp::status_bits::kAssured.value(1);
+  };
+
   template <bool kFill = true, class F, class Segment>
   [[gnu::always_inline]] inline bool track_established(FlowTable<F>& table, Handle h, const Segment& v, Side side,
                                                        Millis now, std::uint32_t hash, TrackResult& r) noexcept {
     using namespace packet::tcpflag;
-    using tcp::status_word;
     namespace sb = tcp::status_bits;
-    // Status fields as words: the fast path's precondition, and what it changes.
-    constexpr std::uint32_t kEst = static_cast<std::uint32_t>(tcp::CtState::Established);
-    constexpr std::uint32_t kEpEst = static_cast<std::uint32_t>(tcp::EpState::Established);
-    constexpr std::uint32_t kWhenMask = sb::kCtState.mask() | sb::kInitiator.mask() | sb::kResponder.mask() |
-                                        sb::kSeenReply.mask() | sb::kAssured.mask();
-    constexpr std::uint32_t kWhen = sb::kCtState.value(kEst) | sb::kInitiator.value(kEpEst) |
-                                    sb::kResponder.value(kEpEst) | sb::kSeenReply.value(1) | sb::kAssured.value(1);
+    auto& e = table.entry(h);
+    const std::uint32_t sw = tcp::status_word(e.status);
+    if ((sw & EstablishedWord::kWhenMask) != EstablishedWord::kWhen) return false;
+    // An AckSegment is one by construction (packet::parse_ack_segment()).
+    if constexpr (!std::is_same_v<Segment, packet::AckSegment>)
+      if ((v.flags & ~(kEce | kCwr | kPsh)) != kAck) return false;
+    // Orig when the sender is the endpoint that initiated (Side::Lo is 0).
+    const std::uint32_t initiator_is_lo = (sw >> sb::kInitiatorIsLo.shift) & 1u;
+    const bool reply = (static_cast<std::uint32_t>(side) ^ 1u ^ initiator_is_lo) != 0;
+    // The rest with the direction a constant: each direction's fields are
+    // read and written at fixed offsets.
+    return reply ? established_in<1, kFill>(table, h, e, sw, v, now, hash, r)
+                 : established_in<0, kFill>(table, h, e, sw, v, now, hash, r);
+  }
+
+  // track_established() for a segment of direction D (tcp::Dir) of entry e,
+  // whose status word sw passed the precondition.
+  template <int D, bool kFill, class F, class Segment>
+  [[gnu::always_inline]] inline bool established_in(FlowTable<F>& table, Handle h, typename F::Entry& e,
+                                                    std::uint32_t sw, const Segment& v, Millis now, std::uint32_t hash,
+                                                    TrackResult& r) noexcept {
+    namespace sb = tcp::status_bits;
     // timeout_cap keeps its value unless a cap is chosen (as in tcp::detail::set_timeout()).
     constexpr std::uint32_t kChanged =
         sb::kTimeoutClass.mask() | sb::kLastIndex.mask() | sb::kLastDir.mask() | sb::kRetrans.mask();
     constexpr std::uint32_t kCapField = sb::kTimeoutCap.mask();
     constexpr std::uint32_t kAckIndex = sb::kLastIndex.value(static_cast<std::uint32_t>(tcp::Index::Ack));
-    constexpr int kLastDirShift = sb::kLastDir.shift;
+    constexpr std::uint32_t kDirBits = static_cast<std::uint32_t>(D) << sb::kLastDir.shift;
     constexpr int kRetransShift = sb::kRetrans.shift;
     constexpr std::uint32_t kCapRetrans = sb::kTimeoutClass.value(1) | sb::kTimeoutCap.value(0);
     constexpr std::uint32_t kCapUnack = sb::kTimeoutClass.value(1) | sb::kTimeoutCap.value(1);
-
-    auto& e = table.entry(h);
-    const std::uint32_t sw = status_word(e.status);
-    if ((sw & kWhenMask) != kWhen) return false;
-    if ((v.flags & ~(kEce | kCwr | kPsh)) != kAck) return false;
-    tcp::Track& t = e.track;
-    // The status fields read, from the word: Orig when the sender is the
-    // endpoint that initiated (Side::Lo is 0).
-    const std::uint32_t initiator_is_lo = (sw >> sb::kInitiatorIsLo.shift) & 1u;
-    const std::uint32_t last_dir = (sw >> sb::kLastDir.shift) & 1u;
-    const std::uint32_t old_retrans = sw >> sb::kRetrans.shift;  // the top field
+    constexpr int od = 1 - D;
     static_assert(sb::kRetrans.shift + sb::kRetrans.width == 32);
-    const int d = static_cast<int>(static_cast<std::uint32_t>(side) ^ 1u ^ initiator_is_lo);
-    const tcp::Dir dir = static_cast<tcp::Dir>(d);
-    const int od = 1 - d;
+
+    tcp::Track& t = e.track;
     if ((t.flags[0] | t.flags[1]) & tcp::dirflag::kFinSeen) return false;
     // A direction whose window was never set (a picked-up connection whose
     // reply so far was only ignored, e.g. an out-of-sync SYN-ACK): the
     // general path initialises it from this segment.
-    if (t.maxwin[d] == 0) return false;
+    if (t.maxwin[D] == 0) return false;
     if ((t.flags[od] & tcp::dirflag::kSackPerm) && sack_blocks_of(v)) return false;
 
     std::uint32_t seq = v.seq;
     std::uint32_t end = v.seq + v.payload_len;
     const std::uint32_t ack = v.ack;
-    if (seq == end) seq = end = t.end[d];  // no data: checked by its ACK only
-    if (!tcp::detail::passes_window(t, d, seq, end, ack)) return false;
+    if (seq == end) seq = end = t.end[D];  // no data: checked by its ACK only
+    if (!tcp::detail::passes_window(t, D, seq, end, ack)) return false;
 
     Cold& c = table.cold(h);
     FlowTable<F>::write_begin(e);
-    tcp::detail::advance_window(t, d, end, ack, ack, static_cast<std::uint32_t>(v.window) << t.scale[d], true);
+    tcp::detail::advance_window(t, D, end, ack, ack, static_cast<std::uint32_t>(v.window) << t.scale[D], true);
 
     // As tcp::track(): an identical segment in the same direction counts as
     // a retransmission; then tcp::detail::choose_cap() for ESTABLISHED
     // after an ACK (retransmissions, unacknowledged data, zero window).
-    const bool same = last_dir == static_cast<std::uint32_t>(d) && c.last_seq == seq && c.last_ack == ack &&
+    const std::uint32_t old_retrans = sw >> kRetransShift;  // the top field
+    const bool same = (sw & sb::kLastDir.mask()) == kDirBits && c.last_seq == seq && c.last_ack == ack &&
                       e.last_end == end && c.last_win == v.window;
     const std::uint32_t retrans = same ? (old_retrans < 3 ? old_retrans + 1 : 3) : 0;
-    std::uint32_t nw = (sw & ~kChanged) | kAckIndex | (static_cast<std::uint32_t>(d) << kLastDirShift) |
-                       (retrans << kRetransShift);
+    std::uint32_t nw = (sw & ~kChanged) | kAckIndex | kDirBits | (retrans << kRetransShift);
     const tcp::detail::Cap cap = tcp::detail::choose_cap(
         est_caps_, tcp::Index::Ack, (t.flags[0] | t.flags[1]) & tcp::dirflag::kDataUnacked, retrans, v.window);
     if (cap == tcp::detail::Cap::Retrans) nw = (nw & ~kCapField) | kCapRetrans;
@@ -667,10 +684,10 @@ class Tracker {
 
     r.verdict = tcp::Verdict::Accept;
     r.reason = tcp::Reason::Ok;
-    r.dir = dir;
+    r.dir = static_cast<tcp::Dir>(D);
     r.state = tcp::CtState::Established;
     r.initiator = r.responder = tcp::EpState::Established;
-    r.initiator_is_lo = initiator_is_lo != 0;
+    r.initiator_is_lo = ((sw >> sb::kInitiatorIsLo.shift) & 1u) != 0;
     r.handle = h;
     r.hash = hash;
     r.syn_to_synack_ms = TrackResult::kNoTiming;
