@@ -8,13 +8,15 @@
 
 namespace ctlb::seqlock {
 
-inline void write_begin(std::uint32_t& version) noexcept {
+// Always inlined: they sit on the per-packet path (the flow table's in-place
+// update), where a call would also spill what the caller holds in registers.
+[[gnu::always_inline]] inline void write_begin(std::uint32_t& version) noexcept {
   std::atomic_ref<std::uint32_t> v(version);
   v.store(version + 1, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_release);
 }
 
-inline void write_end(std::uint32_t& version) noexcept {
+[[gnu::always_inline]] inline void write_end(std::uint32_t& version) noexcept {
   std::atomic_ref<std::uint32_t> v(version);
   v.store(version + 1, std::memory_order_release);
 }

@@ -374,8 +374,8 @@ class FlowTable {
   }
 
   // Seqlock, writer side (the owner only).
-  static void write_begin(Entry& e) noexcept { seqlock::write_begin(e.version); }
-  static void write_end(Entry& e) noexcept { seqlock::write_end(e.version); }
+  [[gnu::always_inline]] static void write_begin(Entry& e) noexcept { seqlock::write_begin(e.version); }
+  [[gnu::always_inline]] static void write_end(Entry& e) noexcept { seqlock::write_end(e.version); }
 
   // Seqlock, reader side: a consistent copy of entry h and its cold record,
   // or false if the owner kept writing it for `attempts` tries.
