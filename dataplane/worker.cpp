@@ -47,15 +47,35 @@ inline void hand_over(WorkerContext& w, std::uint32_t owner, rte_mbuf* m) noexce
   }
 }
 
+inline std::uint16_t peer_port(const WorkerContext& w, std::uint16_t in) noexcept {
+  return in < w.port_count ? w.peer_of[in] : kNoPeer;
+}
+
 inline void forward(WorkerContext& w, rte_mbuf* m) noexcept {
-  const std::uint16_t in = m->port;  // port index, set at rx
-  const std::uint16_t out = in < w.port_count ? w.peer_of[in] : kNoPeer;
+  const std::uint16_t out = peer_port(w, m->port);  // port index, set at rx
   if (out == kNoPeer) {
     ++w.counters.dropped_no_peer;
     rte_pktmbuf_free(m);
     return;
   }
   enqueue_tx(w, out, m);
+}
+
+// Forwards packets that all came in on one port (an rx burst): one peer
+// lookup and one copy into its tx buffer for them all.
+inline void forward_from_one_port(WorkerContext& w, rte_mbuf** m, unsigned n) noexcept {
+  if (n == 0) return;
+  const std::uint16_t out = peer_port(w, m[0]->port);
+  if (out == kNoPeer) {
+    w.counters.dropped_no_peer += n;
+    rte_pktmbuf_free_bulk(m, n);
+    return;
+  }
+  TxBuffer& b = w.tx[out];
+  static_assert(sizeof(b.pkts) / sizeof(b.pkts[0]) >= kBurst, "an emptied tx buffer takes a whole burst");
+  if (b.count + n > sizeof(b.pkts) / sizeof(b.pkts[0])) send_buffer(w, out);
+  std::memcpy(b.pkts + b.count, m, n * sizeof m[0]);
+  b.count = static_cast<std::uint16_t>(b.count + n);
 }
 
 void drain_expiry(WorkerContext& w, std::uint64_t now_ms) noexcept {
@@ -83,7 +103,9 @@ static_assert(kBurst <= flow::Tracker::kMaxBurst, "a burst's segments are prepar
 // Inline mode: the tracker parses and tracks the burst (Tracker::track_frames:
 // data and ACK segments of IPv4 connections straight from the frame, the
 // rest through the whole parser); each frame is then forwarded or dropped in
-// order.
+// order. An rx burst's forwarded frames (worker_main calls this per rx
+// queue: one port) are gathered and go to the peer's tx buffer together;
+// handed-over frames, from any port, one by one.
 void process_burst(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64_t now_ms, bool from_handover) {
   packet::Frame frames[kBurst];
   for (unsigned i = 0; i < n; ++i)
@@ -96,6 +118,12 @@ void process_burst(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64_t 
     if (owner == w.index) return true;
     hand_over(w, owner, pkts[i]);
     return false;
+  };
+  rte_mbuf* out[kBurst];
+  unsigned out_count = 0;
+  auto send = [&](rte_mbuf* m) noexcept {
+    if (from_handover) forward(w, m);
+    else out[out_count++] = m;
   };
   auto done = [&](unsigned i, packet::ParseResult res, const flow::TrackResult* r) noexcept {
     rte_mbuf* m = pkts[i];
@@ -110,7 +138,7 @@ void process_burst(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64_t 
       invalid = true;
     } else {
       ++w.counters.forwarded_untracked;
-      forward(w, m);
+      send(m);
       return;
     }
     if (invalid) {
@@ -121,9 +149,10 @@ void process_burst(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64_t 
       }
       ++w.counters.forwarded_invalid;
     }
-    forward(w, m);
+    send(m);
   };
   w.tracker->track_frames<false>(frames, n, flow::Clock{now_ms}, keep, done);
+  forward_from_one_port(w, out, out_count);
 }
 
 // ---------------------------------------------------------------- mode lb
