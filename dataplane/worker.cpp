@@ -285,11 +285,10 @@ inline void drop(rte_mbuf* m, std::uint64_t& counter) noexcept {
   rte_pktmbuf_free(m);
 }
 
+// Sends a frame from our port to the next hop's MAC.
 inline void send_to(WorkerContext& w, const lb::State& s, std::uint16_t out_port, const config::Mac& mac,
                     rte_mbuf* m) noexcept {
-  config::Mac own;
-  std::memcpy(own.data(), s.ports[out_port].mac, 6);
-  lb::set_macs(rte_pktmbuf_mtod(m, std::uint8_t*), mac, own);
+  lb::set_macs(rte_pktmbuf_mtod(m, std::uint8_t*), mac.data(), s.ports[out_port].mac);
   enqueue_tx(w, out_port, m);
 }
 

@@ -14,7 +14,6 @@
 #include <cstdint>
 #include <cstring>
 
-#include "config/config.hpp"
 #include "dataplane/common/bytes.hpp"
 #include "dataplane/packet/checksum.hpp"
 #include "dataplane/packet/packet_view.hpp"
@@ -187,9 +186,9 @@ inline bool decrement_ttl(std::uint8_t* frame, const packet::PacketView& v) noex
 
 // Sets the Ethernet destination and source addresses (offset 0); VLAN tags
 // and everything after them stay.
-inline void set_macs(std::uint8_t* frame, const config::Mac& dst, const config::Mac& src) noexcept {
-  std::memcpy(frame, dst.data(), 6);
-  std::memcpy(frame + 6, src.data(), 6);
+inline void set_macs(std::uint8_t* frame, const std::uint8_t* dst, const std::uint8_t* src) noexcept {
+  std::memcpy(frame, dst, 6);
+  std::memcpy(frame + 6, src, 6);
 }
 
 }  // namespace ctlb::lb

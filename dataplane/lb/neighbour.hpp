@@ -62,20 +62,23 @@ inline constexpr std::uint32_t kNoSlot = 0xffffffffu;
 // Slots a key may be placed away from its home slot: bounds every lookup.
 inline constexpr std::uint32_t kNeighbourProbeLimit = 32;
 
-// CRC32C of (family, address), then a multiply-xorshift so that the low bits
-// used for the index depend on every address bit. The same in every process.
-inline std::uint32_t neighbour_hash(std::uint8_t family, const std::uint8_t* addr) noexcept {
-  std::uint32_t h;
+// CRC32C of (family, address).
+inline std::uint32_t neighbour_crc(std::uint8_t family, const std::uint8_t* addr) noexcept {
   if (family == 4) {
     std::uint32_t a;
     std::memcpy(&a, addr, 4);
-    h = flow::crc32c_u32(0x04u, a);
-  } else {
-    std::uint64_t a, b;
-    std::memcpy(&a, addr, 8);
-    std::memcpy(&b, addr + 8, 8);
-    h = flow::crc32c_u64(flow::crc32c_u64(0x06u, a), b);
+    return flow::crc32c_u32(0x04u, a);
   }
+  std::uint64_t a, b;
+  std::memcpy(&a, addr, 8);
+  std::memcpy(&b, addr + 8, 8);
+  return flow::crc32c_u64(flow::crc32c_u64(0x06u, a), b);
+}
+
+// neighbour_crc(), then a multiply-xorshift so that the low bits used for
+// the index depend on every address bit. The same in every process.
+inline std::uint32_t neighbour_hash(std::uint8_t family, const std::uint8_t* addr) noexcept {
+  std::uint32_t h = neighbour_crc(family, addr);
   h ^= h >> 16;
   h *= 0x85ebca6bu;
   h ^= h >> 13;
@@ -366,7 +369,7 @@ class NeighbourCache {
   bool lookup(const NeighbourTable& t, std::uint8_t family, const std::uint8_t* addr, config::Mac& out,
               bool remember = true, int attempts = 64) noexcept {
     if (family != 4 && family != 6) return false;
-    Entry& e = entries_[neighbour_hash(family, addr) & (kEntries - 1)];
+    Entry& e = entries_[index_of(family, addr)];
     if (e.family == family && ip_equal(family, e.address, addr) && t.unchanged(e.slot, e.version)) {
       out = e.mac;
       return true;
@@ -382,6 +385,14 @@ class NeighbourCache {
     std::uint32_t slot = 0;
     std::uint32_t version = 0;
   };
+
+  // An address's entry: the low bits of its CRC32C, without
+  // neighbour_hash()'s final mixing, which the table's linear probing wants
+  // and a direct-mapped memo does not (CRC is linear: addresses that differ
+  // only in their low bits, as a pool's do, still spread).
+  static std::uint32_t index_of(std::uint8_t family, const std::uint8_t* addr) noexcept {
+    return neighbour_crc(family, addr) & (kEntries - 1);
+  }
 
   // The miss: kept out of line so that the hit stays small where it is
   // inlined (the worker's per-packet loop).

@@ -5,6 +5,7 @@
 // wrong checksums that must stay wrong by the same amount.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cstdint>
 #include <random>
 #include <vector>
@@ -544,10 +545,10 @@ TEST(Nat, SetMacsKeepsVlanTagsAndTheRest) {
   std::mt19937 rng(17);
   for (int i = 0; i < 100; ++i) {
     const Bytes original = random_frame(rng, i % 2 == 1);
-    const ctlb::config::Mac dst{0x0a, 0x0b, 0x0c, 0x0d, 0x0e, static_cast<std::uint8_t>(i)};
-    const ctlb::config::Mac src{0x02, 0x42, 0xac, 0x11, 0x00, static_cast<std::uint8_t>(i + 1)};
+    const std::array<std::uint8_t, 6> dst{0x0a, 0x0b, 0x0c, 0x0d, 0x0e, static_cast<std::uint8_t>(i)};
+    const std::array<std::uint8_t, 6> src{0x02, 0x42, 0xac, 0x11, 0x00, static_cast<std::uint8_t>(i + 1)};
     Bytes f = original;
-    ctlb::lb::set_macs(f.data(), dst, src);
+    ctlb::lb::set_macs(f.data(), dst.data(), src.data());
     Bytes want = original;
     std::copy(dst.begin(), dst.end(), want.begin());
     std::copy(src.begin(), src.end(), want.begin() + 6);
