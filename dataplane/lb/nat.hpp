@@ -69,10 +69,12 @@ inline std::uint16_t apply_change(std::uint16_t hc, std::uint64_t changes) noexc
 // Decrements the IPv4 TTL of the header at `ip` (the caller checked it is
 // above 1); returns the change for the header checksum (in memory order).
 inline std::uint64_t decrement_ipv4_ttl(std::uint8_t* ip) noexcept {
-  // TTL is the first byte of the 16-bit word it shares with the protocol.
-  const std::uint16_t old_word = load_raw16(ip + kIpv4Ttl);
+  // TTL is the first byte of the 16-bit word it shares with the protocol: in
+  // memory order on this little-endian host (bytes.hpp) the word m is
+  // TTL + 256 x protocol, so m' = m - 1 (no borrow: TTL > 1) and the change
+  // ~m + m' is always 0xffff - m + m - 1.
   --ip[kIpv4Ttl];
-  return change_sum16(old_word, load_raw16(ip + kIpv4Ttl));
+  return 0xfffe;
 }
 
 // A checksum field updated by a sum of changes (in memory order).
