@@ -591,7 +591,8 @@ class Tracker {
   static std::uint8_t sack_blocks_of(const packet::PacketView& v) noexcept { return v.options.sack_blocks; }
   static std::uint8_t sack_blocks_of(const packet::AckSegment&) noexcept { return 0; }
 
-  // Status fields as words: the fast path's precondition, and what it changes.
+  // The fast path's precondition on the status word: ESTABLISHED, both
+  // endpoints ESTABLISHED, the reply seen, assured.
   struct EstablishedWord {
     static constexpr std::uint32_t kEst = static_cast<std::uint32_t>(tcp::CtState::Established);
     static constexpr std::uint32_t kEpEst = static_cast<std::uint32_t>(tcp::EpState::Established);
