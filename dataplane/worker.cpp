@@ -47,25 +47,12 @@ inline void hand_over(WorkerContext& w, std::uint32_t owner, rte_mbuf* m) noexce
   }
 }
 
-inline std::uint16_t peer_port(const WorkerContext& w, std::uint16_t in) noexcept {
-  return in < w.port_count ? w.peer_of[in] : kNoPeer;
-}
-
-inline void forward(WorkerContext& w, rte_mbuf* m) noexcept {
-  const std::uint16_t out = peer_port(w, m->port);  // port index, set at rx
-  if (out == kNoPeer) {
-    ++w.counters.dropped_no_peer;
-    rte_pktmbuf_free(m);
-    return;
-  }
-  enqueue_tx(w, out, m);
-}
-
-// Forwards packets that all came in on one port (an rx burst): one peer
-// lookup and one copy into its tx buffer for them all.
+// Forwards packets that all came in on one port to its peer: one peer
+// lookup and one copy into the peer's tx buffer for them all.
 inline void forward_from_one_port(WorkerContext& w, rte_mbuf** m, unsigned n) noexcept {
   if (n == 0) return;
-  const std::uint16_t out = peer_port(w, m[0]->port);
+  const std::uint16_t in = m[0]->port;  // port index, set at rx
+  const std::uint16_t out = in < w.port_count ? w.peer_of[in] : kNoPeer;
   if (out == kNoPeer) {
     w.counters.dropped_no_peer += n;
     rte_pktmbuf_free_bulk(m, n);
@@ -103,8 +90,8 @@ static_assert(kBurst <= flow::Tracker::kMaxBurst, "a burst's segments are prepar
 // Inline mode: the tracker parses and tracks the burst (Tracker::track_frames:
 // data and ACK segments of IPv4 connections straight from the frame, the
 // rest through the whole parser); each frame is then forwarded or dropped in
-// order. An rx burst's forwarded frames (worker_main calls this per rx
-// queue: one port) are gathered and go to the peer's tx buffer together;
+// order. The forwarded frames are gathered: an rx burst's (worker_main calls
+// this per rx queue: one port) go to the peer's tx buffer together,
 // handed-over frames, from any port, one by one.
 void process_burst(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64_t now_ms, bool from_handover) {
   packet::Frame frames[kBurst];
@@ -119,12 +106,9 @@ void process_burst(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64_t 
     hand_over(w, owner, pkts[i]);
     return false;
   };
-  rte_mbuf* out[kBurst];
+  rte_mbuf* out[kBurst];  // forwarded, in order
   unsigned out_count = 0;
-  auto send = [&](rte_mbuf* m) noexcept {
-    if (from_handover) forward(w, m);
-    else out[out_count++] = m;
-  };
+  auto send = [&](rte_mbuf* m) noexcept { out[out_count++] = m; };
   auto done = [&](unsigned i, packet::ParseResult res, const flow::TrackResult* r) noexcept {
     rte_mbuf* m = pkts[i];
     bool invalid;
@@ -152,7 +136,11 @@ void process_burst(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64_t 
     send(m);
   };
   w.tracker->track_frames<false>(frames, n, flow::Clock{now_ms}, keep, done);
-  forward_from_one_port(w, out, out_count);
+  if (!from_handover) {
+    forward_from_one_port(w, out, out_count);
+  } else {
+    for (unsigned k = 0; k < out_count; ++k) forward_from_one_port(w, out + k, 1);  // each from its own port
+  }
 }
 
 // ---------------------------------------------------------------- mode lb
