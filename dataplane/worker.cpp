@@ -468,6 +468,7 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
     const std::uint8_t* nexthop;
     const std::uint8_t* new_addr;  // the NAT rewrite, done once the packet is sure to go
     std::uint16_t new_port;
+    lb::NatChange4 nat;  // its checksum changes, for an AckSegment (IPv4)
     std::uint32_t slot = r.backend;  // also set when this packet (a RST) just ended its connection
 
     if (mt.dir == LbDir::In) {
@@ -490,6 +491,7 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
       const lb::BackendSlot& b = s.slots[slot];
       new_addr = b.addr;
       new_port = b.port;
+      nat = b.nat_in;
       out_port = b.out_port;
       nexthop = b.nexthop;
     } else {
@@ -511,6 +513,7 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
       }
       new_addr = vs.addr;
       new_port = vs.port;
+      nat = s.slots[slot].nat_out;
     }
     if (invalid) {
       if (w.invalid_policy == config::InvalidPolicy::Drop) {
@@ -524,8 +527,8 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
       continue;
     }
     if (is_lite) {
-      if (mt.dir == LbDir::In) lb::rewrite_dst_and_ttl(frame, acks[k], new_addr, new_port);
-      else lb::rewrite_src_and_ttl(frame, acks[k], new_addr, new_port);
+      if (mt.dir == LbDir::In) lb::rewrite_dst_and_ttl(frame, acks[k], new_addr, new_port, nat);
+      else lb::rewrite_src_and_ttl(frame, acks[k], new_addr, new_port, nat);
     } else if (mt.dir == LbDir::In) {
       lb::rewrite_dst_and_ttl(frame, v, new_addr, new_port);
     } else {

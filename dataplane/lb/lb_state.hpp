@@ -25,6 +25,7 @@
 #include "dataplane/common/bytes.hpp"
 #include "dataplane/flow/crc32c.hpp"
 #include "dataplane/lb/maglev.hpp"
+#include "dataplane/lb/nat.hpp"
 
 namespace ctlb::lb {
 
@@ -59,7 +60,11 @@ struct BackendSlot {
   std::uint8_t family;       // 4 or 6
   SlotState state;
   std::uint32_t weight;
-  std::uint32_t pad[5];
+  // IPv4 (backend and VIP): the checksum changes of the NAT rewrites, VIP
+  // to backend on the way in, backend to VIP on the way out (fill_slot()).
+  NatChange4 nat_in;
+  NatChange4 nat_out;
+  std::uint32_t pad[3];
 };
 static_assert(sizeof(BackendSlot) == 64);
 
@@ -338,7 +343,8 @@ inline void set_addr(std::uint8_t* out, const config::IpAddr& a) noexcept {
   std::memcpy(out, a.bytes.data(), a.family == 4 ? 4 : 16);
 }
 
-// Puts a backend into its slot: address, route and state. False: no route.
+// Puts a backend into its slot (of VIP `vip`, already filled): address,
+// route, NAT checksum changes and state. False: no route.
 inline bool fill_slot(State& s, std::uint32_t b, std::uint32_t vip, const config::Backend& be) noexcept {
   BackendSlot& bs = s.slots[b];
   bs = BackendSlot{};
@@ -350,6 +356,11 @@ inline bool fill_slot(State& s, std::uint32_t b, std::uint32_t vip, const config
   bs.state = be.state == config::BackendState::Active     ? SlotState::Active
              : be.state == config::BackendState::Draining ? SlotState::Draining
                                                           : SlotState::Down;
+  const VipSlot& vs = s.vips[vip];
+  if (bs.family == 4 && vs.family == 4) {
+    bs.nat_in = nat_change4(vs.addr, vs.port, bs.addr, bs.port);
+    bs.nat_out = nat_change4(bs.addr, bs.port, vs.addr, vs.port);
+  }
   const std::uint8_t* nh = nullptr;
   if (!route(s, bs.family, bs.addr, bs.out_port, nh)) return false;
   std::memcpy(bs.nexthop, nh, 16);

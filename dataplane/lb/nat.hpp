@@ -82,6 +82,26 @@ inline void update_checksum(std::uint8_t* field, std::uint64_t changes) noexcept
   store_raw16(field, apply_change(load_raw16(field), changes));
 }
 
+// A sum of changes folded to 16 bits once, ahead of time: the same one's
+// complement number (the same residue mod 0xffff), never 0x0000 (a zero sum
+// becomes 0xffff, the same number), so that update_checksum_folded() gives
+// exactly what apply_change() gives with the whole sum.
+inline std::uint16_t fold_change(std::uint64_t changes) noexcept {
+  changes = (changes & 0xffffffffu) + (changes >> 32);
+  changes = (changes & 0xffffffffu) + (changes >> 32);
+  const std::uint16_t folded = packet::fold(static_cast<std::uint32_t>(changes));
+  return folded ? folded : std::uint16_t{0xffff};
+}
+
+// apply_change() of a change from fold_change(): ~HC + C is 1..0x1fffe, so
+// one fold leaves 1..0xffff, the one's complement number apply_change()
+// folds to (its zero case, HC = 0xffff with no change, is ~HC + 0xffff =
+// 0xffff here, and gives 0x0000 as there).
+inline void update_checksum_folded(std::uint8_t* field, std::uint16_t change) noexcept {
+  const std::uint32_t sum = static_cast<std::uint16_t>(~load_raw16(field)) + static_cast<std::uint32_t>(change);
+  store_raw16(field, static_cast<std::uint16_t>(~((sum & 0xffff) + (sum >> 16))));
+}
+
 // kTtl: also decrements the TTL / hop limit (the caller checked v.ttl > 1),
 // in the same IPv4 header checksum update as the address.
 template <bool kTtl>
@@ -166,6 +186,54 @@ inline void rewrite_src_and_ttl(std::uint8_t* frame, const packet::AckSegment&, 
                                 std::uint16_t port) noexcept {
   detail::rewrite_endpoint<true>(frame, packet::IpFamily::V4, 14, 34, addr, port, detail::kIpv4Src, detail::kIpv6Src,
                                  detail::kTcpSport);
+}
+
+// The checksum changes of one IPv4 NAT rewrite, known ahead of the packet:
+// address and port A to B (A: what the frame holds, which classification
+// checked), TTL decremented. Computed once per backend (lb::BackendSlot)
+// for both directions, so that the common case's rewrite loads and sums
+// nothing but the two checksum fields.
+struct NatChange4 {
+  std::uint16_t ip;   // IPv4 header checksum: address and TTL (folded, memory order)
+  std::uint16_t tcp;  // TCP checksum: address and port
+};
+
+// A: `from_addr`/`from_port`, B: `to_addr`/`to_port` (4-byte addresses,
+// host-order ports).
+inline NatChange4 nat_change4(const std::uint8_t* from_addr, std::uint16_t from_port, const std::uint8_t* to_addr,
+                              std::uint16_t to_port) noexcept {
+  std::uint8_t from_p[2], to_p[2];
+  store_be16(from_p, from_port);
+  store_be16(to_p, to_port);
+  const std::uint64_t addr = detail::change_sum(from_addr, to_addr, 1);
+  // The TTL's change, as decrement_ipv4_ttl() returns it.
+  return {detail::fold_change(addr + 0xfffe),
+          detail::fold_change(addr + detail::change_sum16(load_raw16(from_p), load_raw16(to_p)))};
+}
+
+// rewrite_dst_and_ttl() / rewrite_src_and_ttl() of a frame
+// parse_ack_segment() accepted whose destination (source) is A of `c`:
+// writes B and applies c. Bit for bit what the forms above give for the
+// same frame (tests/unit/test_nat.cpp).
+inline void rewrite_dst_and_ttl(std::uint8_t* frame, const packet::AckSegment&, const std::uint8_t* addr,
+                                std::uint16_t port, NatChange4 c) noexcept {
+  std::uint8_t* ip = frame + 14;
+  std::uint8_t* tcp = frame + 34;
+  --ip[detail::kIpv4Ttl];
+  detail::update_checksum_folded(ip + detail::kIpv4Checksum, c.ip);
+  std::memcpy(ip + detail::kIpv4Dst, addr, 4);
+  detail::update_checksum_folded(tcp + detail::kTcpChecksum, c.tcp);
+  store_be16(tcp + detail::kTcpDport, port);
+}
+inline void rewrite_src_and_ttl(std::uint8_t* frame, const packet::AckSegment&, const std::uint8_t* addr,
+                                std::uint16_t port, NatChange4 c) noexcept {
+  std::uint8_t* ip = frame + 14;
+  std::uint8_t* tcp = frame + 34;
+  --ip[detail::kIpv4Ttl];
+  detail::update_checksum_folded(ip + detail::kIpv4Checksum, c.ip);
+  std::memcpy(ip + detail::kIpv4Src, addr, 4);
+  detail::update_checksum_folded(tcp + detail::kTcpChecksum, c.tcp);
+  store_be16(tcp + detail::kTcpSport, port);
 }
 
 // Decrements the IPv4 TTL (updating the header checksum) or the IPv6 hop

@@ -247,33 +247,44 @@ TEST(Nat, RewriteAndTtlInOneIsRewriteThenDecrement) {
   EXPECT_GT(done, 5000);  // random TTLs: a few are 0 or 1
 }
 
+// A frame parse_ack_segment() accepts (untagged IPv4 without options, ACK
+// set, no SYN/FIN/RST/URG), its fields and payload at random; both checksums
+// correct.
+Bytes random_ack_frame(std::mt19937& rng) {
+  auto pick = [&](std::uint32_t lo, std::uint32_t hi) { return std::uniform_int_distribution<std::uint32_t>(lo, hi)(rng); };
+  ctlb_test::Tcp t;
+  t.sport = static_cast<std::uint16_t>(pick(0, 0xffff));
+  t.dport = static_cast<std::uint16_t>(pick(0, 0xffff));
+  t.seq = pick(0, 0xffffffffu);
+  t.ack = pick(0, 0xffffffffu);
+  t.flags = static_cast<std::uint8_t>(ctlb::packet::tcpflag::kAck | (pick(0, 0xff) & 0xc8));  // PSH, ECE, CWR
+  t.window = static_cast<std::uint16_t>(pick(0, 0xffff));
+  if (pick(0, 1)) {
+    t.options = {1, 1};
+    ctlb_test::append(t.options, ctlb_test::opt_timestamp(pick(0, 0xffffffffu), pick(0, 0xffffffffu)));
+  }
+  t.payload_len = pick(0, 300);
+  ctlb_test::Ipv4 ip;
+  for (auto& b : ip.src) b = static_cast<std::uint8_t>(pick(0, 255));
+  for (auto& b : ip.dst) b = static_cast<std::uint8_t>(pick(0, 255));
+  ip.ttl = static_cast<std::uint8_t>(pick(0, 255));
+  ip.frag_field = pick(0, 1) ? 0x4000 : 0;
+  Bytes f = ctlb_test::tcp4_frame(t, ip, {}, pick(0, 1) ? 60 : 0);
+  const PacketView v = parse_tcp(f);
+  for (std::size_t i = v.l4_offset + v.header_len; i < v.l4_offset + v.l4_len; ++i)
+    f[i] = static_cast<std::uint8_t>(pick(0, 255));
+  fill_checksums(f);
+  return f;
+}
+
 // Mode lb's common case, rewritten without a view: for every frame that
 // parse_ack_segment() accepts, the AckSegment forms of the TTL check and the
 // one-step rewrite do exactly what the PacketView forms do.
 TEST(Nat, AckSegmentFormsAreTheViewForms) {
   std::mt19937 rng(20261207);
-  auto pick = [&](std::uint32_t lo, std::uint32_t hi) { return std::uniform_int_distribution<std::uint32_t>(lo, hi)(rng); };
   int done = 0;
   for (int i = 0; i < 4000; ++i) {
-    ctlb_test::Tcp t;
-    t.sport = static_cast<std::uint16_t>(pick(0, 0xffff));
-    t.dport = static_cast<std::uint16_t>(pick(0, 0xffff));
-    t.seq = pick(0, 0xffffffffu);
-    t.ack = pick(0, 0xffffffffu);
-    t.flags = static_cast<std::uint8_t>(ctlb::packet::tcpflag::kAck | (pick(0, 0xff) & 0xc8));  // PSH, ECE, CWR
-    t.window = static_cast<std::uint16_t>(pick(0, 0xffff));
-    if (pick(0, 1)) {
-      t.options = {1, 1};
-      ctlb_test::append(t.options, ctlb_test::opt_timestamp(pick(0, 0xffffffffu), pick(0, 0xffffffffu)));
-    }
-    t.payload_len = pick(0, 300);
-    ctlb_test::Ipv4 ip;
-    for (auto& b : ip.src) b = static_cast<std::uint8_t>(pick(0, 255));
-    for (auto& b : ip.dst) b = static_cast<std::uint8_t>(pick(0, 255));
-    ip.ttl = static_cast<std::uint8_t>(pick(0, 255));
-    ip.frag_field = pick(0, 1) ? 0x4000 : 0;
-    Bytes original = ctlb_test::tcp4_frame(t, ip, {}, pick(0, 1) ? 60 : 0);
-    fill_checksums(original);
+    const Bytes original = random_ack_frame(rng);
     ctlb::packet::AckSegment a;
     ASSERT_TRUE(ctlb::packet::parse_ack_segment(original.data(), original.size(), original.size(), a)) << i;
     const PacketView v = parse_tcp(original);
@@ -293,6 +304,74 @@ TEST(Nat, AckSegmentFormsAreTheViewForms) {
     ++done;
   }
   EXPECT_GT(done, 3800);
+}
+
+// A change folded ahead (fold_change) applied to every checksum value gives
+// what the whole sum gives (apply_change), the sums that fold to zero or
+// to 0xffff included.
+TEST(Nat, FoldedChangeIsTheWholeSumForEveryChecksum) {
+  std::vector<std::uint64_t> sums = {0, 1, 0xfffe, 0xffff, 0x10000, 0x1fffe, 0xffffffffu, 0x1fffffffeull,
+                                     0xfffeffffull, 0x3fffffffcull};
+  std::mt19937_64 rng(1624);
+  for (int i = 0; i < 40; ++i) sums.push_back(rng() >> (i % 2 ? 29 : 0) & 0x3ffffffffull);  // up to 4 32-bit terms
+  for (const std::uint64_t sum : sums) {
+    const std::uint16_t c = ctlb::lb::detail::fold_change(sum);
+    ASSERT_NE(c, 0) << std::hex << sum;
+    for (std::uint32_t hc = 0; hc <= 0xffff; ++hc) {
+      std::uint8_t field[2];
+      ctlb::store_raw16(field, static_cast<std::uint16_t>(hc));
+      ctlb::lb::detail::update_checksum_folded(field, c);
+      ASSERT_EQ(ctlb::load_raw16(field), ctlb::lb::detail::apply_change(static_cast<std::uint16_t>(hc), sum))
+          << std::hex << "sum " << sum << " checksum " << hc;
+    }
+  }
+}
+
+// The worker's rewrite with the changes computed ahead (lb::NatChange4, per
+// backend) is the rewrite that sums them per packet, bit for bit: on random
+// frames, on frames whose checksums are forced to the edge values 0x0000,
+// 0x0001 and 0xfffe before it (a full computation never gives 0xffff), on
+// frames whose checksums are wrong or a stored 0xffff, and where only the
+// port changes.
+TEST(Nat, ChangesComputedAheadAreTheRewrite) {
+  std::mt19937 rng(20261207);
+  auto pick = [&](std::uint32_t lo, std::uint32_t hi) { return std::uniform_int_distribution<std::uint32_t>(lo, hi)(rng); };
+  static constexpr std::uint16_t kEdges[] = {0x0000, 0x0001, 0xfffe, 0x8000};
+  int done = 0, edges = 0;
+  for (int i = 0; i < 8000; ++i) {
+    Bytes original = random_ack_frame(rng);
+    PacketView v = parse_tcp(original);
+    const int kind = static_cast<int>(pick(0, 3));
+    if (kind == 1) {
+      force_ip_checksum(original, kEdges[pick(0, 3)]);
+      force_tcp_checksum(original, v.l4_offset + 4, kEdges[pick(0, 3)]);  // the sequence number's first word
+      ++edges;
+    } else if (kind == 2) {
+      auto wrong = [&] { return static_cast<std::uint16_t>(pick(0, 3) == 0 ? 0xffff : pick(0, 0xffff)); };
+      store_be16(original.data() + ip_csum_at(v), wrong());
+      store_be16(original.data() + tcp_csum_at(v), wrong());
+    }
+    v = parse_tcp(original);
+    ctlb::packet::AckSegment a;
+    ASSERT_TRUE(ctlb::packet::parse_ack_segment(original.data(), original.size(), original.size(), a)) << i;
+    if (!ctlb::lb::ttl_allows_forwarding(v)) continue;
+    Endpoint to = random_endpoint(rng);
+    if (kind == 3) std::memcpy(to.addr, original.data() + (i % 2 ? dst_at(v) : src_at(v)), 4);  // the port alone changes
+    Bytes summed = original, ahead = original;
+    if (i % 2) {
+      const ctlb::lb::NatChange4 c = ctlb::lb::nat_change4(original.data() + dst_at(v), v.dport, to.addr, to.port);
+      ctlb::lb::rewrite_dst_and_ttl(summed.data(), v, to.addr, to.port);
+      ctlb::lb::rewrite_dst_and_ttl(ahead.data(), a, to.addr, to.port, c);
+    } else {
+      const ctlb::lb::NatChange4 c = ctlb::lb::nat_change4(original.data() + src_at(v), v.sport, to.addr, to.port);
+      ctlb::lb::rewrite_src_and_ttl(summed.data(), v, to.addr, to.port);
+      ctlb::lb::rewrite_src_and_ttl(ahead.data(), a, to.addr, to.port, c);
+    }
+    ASSERT_EQ(ahead, summed) << "frame " << i << " kind " << kind;
+    ++done;
+  }
+  EXPECT_GT(done, 7600);
+  EXPECT_GT(edges, 1800);
 }
 
 TEST(Nat, RewriteThenInverseRestoresTheFrame) {
