@@ -33,14 +33,28 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import throughput  # noqa: E402  (scenarios, captures, configurations, telemetry)
 
 # Collection is toggled on entering and leaving each function named: exactly
-# these two, not a wildcard that would also match their lambdas (an
-# out-of-line lambda would toggle collection off inside them).
+# these two. The patterns also match their lambdas, so an out-of-line lambda
+# would toggle collection off inside them: out_of_line_lambdas() refuses a
+# binary that has one.
 COLLECT = ["ctlb::dataplane::process_burst(*", "ctlb::dataplane::process_burst_lb(*"]
 MBUFS = 65536  # the capture is read from the file, not held in the pool
 
 
 def log(msg):
     print(msg, file=sys.stderr, flush=True)
+
+
+def out_of_line_lambdas(binary):
+    """Functions inside process_burst()/process_burst_lb() that the compiler left out of line (a lambda's
+    operator()): their names match COLLECT too, so entering one toggles collection off and its
+    instructions would silently go uncounted."""
+    out = subprocess.run(["nm", "-C", binary], capture_output=True, text=True, check=True).stdout
+    found = []
+    for line in out.splitlines():
+        name = line.split(" ", 2)[-1]
+        if any(name.startswith(c[:-1]) for c in COLLECT) and "::{lambda" in name:
+            found.append(name)
+    return found
 
 
 def scenario(name, rounds):
@@ -176,6 +190,11 @@ def main():
     for b in binaries:
         if not (os.path.isfile(b) and os.access(b, os.X_OK)):
             log(f"dataplane_instructions: {b}: not found")
+            return 1
+        lambdas = out_of_line_lambdas(b)
+        if lambdas:
+            log(f"dataplane_instructions: {b}: out of line, so not counted (mark them always_inline): " +
+                "; ".join(lambdas))
             return 1
     work = os.path.join(build, "bench", "instructions-run")
     os.makedirs(work, exist_ok=True)

@@ -402,64 +402,35 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
     keep[kept++] = i;
   }
 
-  Uninitialised<flow::TrackResult, kBurst> tracked;
-  bool picked[kBurst];
   // The backend is decided right after each packet is tracked, before a
   // later packet of the burst can end the connection and hand its entry to
-  // another one.
+  // another one. True: a new connection's, picked by Maglev.
   auto decide = [&](unsigned k, flow::TrackResult& r) noexcept {
-    picked[k] = false;
-    if (r.handle == flow::kNoHandle || r.backend != lb::kNoBackend) return;
+    if (r.handle == flow::kNoHandle || r.backend != lb::kNoBackend) return false;
     const LbMeta& mt = meta[keep[k]];
     std::uint16_t b;
     if (mt.dir == LbDir::In) {
       b = lb::maglev_pick(s.table(mt.vip), r.hash);  // a new connection (SYN or picked up): its backend, for good
-      if (b == lb::kNoBackend) return;
-      picked[k] = true;
+      if (b == lb::kNoBackend) return false;
     } else {
       b = static_cast<std::uint16_t>(mt.slot);  // picked up from the backend's side
     }
     w.tracker->set_backend(lite[k] ? packet::IpFamily::V4 : views[keep[k]].family, r.handle, b);
     r.backend = b;
+    return mt.dir == LbDir::In;
   };
-  // As Tracker::track_prepared(), with an AckSegment's view parsed only for
-  // the general path.
-  if (kept) {
-    w.tracker->find_candidates(kept, keys);
-    const flow::Clock clock{now_ms};
-    std::uint32_t fast = 0;
-    for (unsigned k = 0; k < kept; ++k) {
-      flow::TrackResult& r = tracked[k];
-      if (!lite[k]) {
-        fast += w.tracker->track_prepared_one(keys, k, *tracked_views[k], clock, r);
-      } else if (w.tracker->in_place<true>(keys, k, acks[k], clock, r)) {
-        ++fast;
-      } else {
-        const unsigned i = keep[k];
-        packet::parse_mbuf(pkts[i], views[i]);  // Tcp, as for every AckSegment
-        const packet::PacketView* tv = &views[i];
-        if (meta[i].dir == LbDir::Out) {
-          copy_from_vip(s, meta[i].vip, views[i], tviews[k]);
-          tv = &tviews[k];
-        }
-        w.tracker->general_after_in_place(keys, k, *tv, clock, r);
-      }
-      decide(k, r);
-    }
-    w.tracker->count_in_place(fast);
-  }
-
-  for (unsigned k = 0; k < kept; ++k) {
+  // Then each packet goes on its way (dropped, rewritten and sent, or held
+  // for its next hop's MAC) right after it is tracked.
+  auto forward = [&](unsigned k, const flow::TrackResult& r, bool picked) noexcept __attribute__((always_inline)) {
     const unsigned i = keep[k];
     rte_mbuf* m = pkts[i];
     const bool is_lite = lite[k];
     const packet::PacketView& v = views[i];  // read only if !is_lite
     const LbMeta& mt = meta[i];
-    const flow::TrackResult& r = tracked[k];
     const std::uint8_t family = is_lite || v.family == packet::IpFamily::V4 ? 4 : 6;
     if (r.verdict == tcp::Verdict::Drop) {  // over the new-flow limit: counted by the tracker
       rte_pktmbuf_free(m);
-      continue;
+      return;
     }
     const bool invalid = r.verdict == tcp::Verdict::Invalid;
     std::uint8_t* frame = rte_pktmbuf_mtod(m, std::uint8_t*);
@@ -475,16 +446,16 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
       if (slot == lb::kNoBackend) {
         if (r.handle != flow::kNoHandle || invalid || r.reason != tcp::Reason::NoEntry) {
           drop(m, r.handle != flow::kNoHandle ? w.counters.lb_dropped_no_backend : w.counters.lb_dropped_unknown_flow);
-          continue;
+          return;
         }
         // Table full: forward by Maglev, untracked, rather than drop.
         slot = lb::maglev_pick(s.table(mt.vip), r.hash);
         if (slot == lb::kNoBackend) {
           drop(m, w.counters.lb_dropped_no_backend);
-          continue;
+          return;
         }
         ++w.counters.lb_untracked_table_full;
-      } else if (picked[k]) {
+      } else if (picked) {
         ++w.backend_counters[slot].new_connections;
         ++w.counters.lb_new_connections;
       }
@@ -499,17 +470,17 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
         // No entry: untracked (table full), unless policy says otherwise.
         if (invalid && (w.lb_strict || w.invalid_policy == config::InvalidPolicy::Drop)) {
           drop(m, w.counters.lb_dropped_unknown_flow);
-          continue;
+          return;
         }
         slot = mt.slot;
       } else if (slot != mt.slot) {
         drop(m, w.counters.lb_dropped_backend_mismatch);
-        continue;
+        return;
       }
       const lb::VipSlot& vs = s.vips[mt.vip];
       if (!lb::route(s, family, dst, out_port, nexthop)) {
         drop(m, w.counters.lb_dropped_no_route);
-        continue;
+        return;
       }
       new_addr = vs.addr;
       new_port = vs.port;
@@ -518,13 +489,13 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
     if (invalid) {
       if (w.invalid_policy == config::InvalidPolicy::Drop) {
         drop(m, w.counters.dropped_invalid);
-        continue;
+        return;
       }
       ++w.counters.forwarded_invalid;
     }
     if (is_lite ? !lb::ttl_allows_forwarding(frame, acks[k]) : !lb::ttl_allows_forwarding(v)) {
       drop(m, w.counters.lb_dropped_ttl);
-      continue;
+      return;
     }
     if (is_lite) {
       if (mt.dir == LbDir::In) lb::rewrite_dst_and_ttl(frame, acks[k], new_addr, new_port, nat);
@@ -552,7 +523,7 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
     if (!neighbour_mac(w, family, nexthop, nexthop == dst, out_port, mac, now_ms)) {
       if (w.waiting_count == WorkerContext::kMaxWaiting) {
         drop(m, w.counters.lb_dropped_no_neighbour);
-        continue;
+        return;
       }
       WorkerContext::Waiting& q = w.waiting[w.waiting_count++];
       q.m = m;
@@ -561,9 +532,37 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
       q.family = family;
       std::memcpy(q.nexthop, nexthop, family == 4 ? 4 : 16);
       ++w.counters.lb_waited_for_neighbour;
-      continue;
+      return;
     }
     send_to(w, s, out_port, mac, m);
+  };
+  // As Tracker::track_prepared(), with an AckSegment's view parsed only for
+  // the general path.
+  if (kept) {
+    w.tracker->find_candidates(kept, keys);
+    const flow::Clock clock{now_ms};
+    std::uint32_t fast = 0;
+    Uninitialised<flow::TrackResult, 1> result;
+    flow::TrackResult& r = result[0];
+    for (unsigned k = 0; k < kept; ++k) {
+      if (!lite[k]) {
+        fast += w.tracker->track_prepared_one(keys, k, *tracked_views[k], clock, r);
+      } else if (w.tracker->in_place<true>(keys, k, acks[k], clock, r)) {
+        ++fast;
+      } else {
+        const unsigned i = keep[k];
+        packet::parse_mbuf(pkts[i], views[i]);  // Tcp, as for every AckSegment
+        const packet::PacketView* tv = &views[i];
+        if (meta[i].dir == LbDir::Out) {
+          copy_from_vip(s, meta[i].vip, views[i], tviews[k]);
+          tv = &tviews[k];
+        }
+        w.tracker->general_after_in_place(keys, k, *tv, clock, r);
+      }
+      const bool picked = decide(k, r);
+      forward(k, r, picked);
+    }
+    w.tracker->count_in_place(fast);
   }
 }
 
