@@ -219,14 +219,28 @@ inline void send_neighbour_msg(WorkerContext& w, const shm::NeighbourMsg& msg) n
   w.last_resolve_ms = now_ms;
 }
 
-// The MAC of a next hop; on a miss, asks for it to be resolved and returns
-// false. Through the worker's cache, which keeps backends and gateways but
-// not a client on a connected prefix (`on_link`: its own next hop), as there
+// Writes the Ethernet addresses towards a next hop out of `out_port` into
+// the frame; on a miss, asks for the next hop to be resolved and returns
+// false (the frame unchanged). `hop`: the memo kept for this next hop (a
+// backend slot's, a gateway's), or null for a client on a connected prefix,
+// looked up through the worker's cache but not remembered there, as there
 // may be many of them, each evicting a backend's or gateway's entry.
-inline bool neighbour_mac(WorkerContext& w, std::uint8_t family, const std::uint8_t* addr, bool on_link,
-                          std::uint16_t port, config::Mac& mac, std::uint64_t now_ms) noexcept {
-  if (w.neighbour_cache.lookup(w.neighbours, family, addr, mac, !on_link)) return true;
-  ask_to_resolve(w, family, addr, port, now_ms);
+inline bool set_next_hop_macs(WorkerContext& w, const lb::State& s, lb::HopMemo* hop, std::uint8_t family,
+                              const std::uint8_t* nexthop, std::uint16_t out_port, std::uint8_t* frame,
+                              std::uint64_t now_ms) noexcept {
+  if (hop) {
+    if (hop->valid(w.neighbours) || hop->fill(w.neighbours, family, nexthop, s.ports[out_port].mac)) {
+      std::memcpy(frame, hop->macs(), 12);
+      return true;
+    }
+  } else {
+    config::Mac mac;
+    if (w.neighbour_cache.lookup(w.neighbours, family, nexthop, mac, false)) {
+      lb::set_macs(frame, mac.data(), s.ports[out_port].mac);
+      return true;
+    }
+  }
+  ask_to_resolve(w, family, nexthop, out_port, now_ms);
   return false;
 }
 
@@ -440,6 +454,7 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
     const std::uint8_t* new_addr;  // the NAT rewrite, done once the packet is sure to go
     std::uint16_t new_port;
     lb::NatChange4 nat;  // its checksum changes, for an AckSegment (IPv4)
+    lb::HopMemo* hop;    // the next hop's memo, if it has one
     std::uint32_t slot = r.backend;  // also set when this packet (a RST) just ended its connection
 
     if (mt.dir == LbDir::In) {
@@ -465,6 +480,7 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
       nat = b.nat_in;
       out_port = b.out_port;
       nexthop = b.nexthop;
+      hop = &w.slot_hops[slot];
     } else {
       if (slot == lb::kNoBackend) {
         // No entry: untracked (table full), unless policy says otherwise.
@@ -485,6 +501,7 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
       new_addr = vs.addr;
       new_port = vs.port;
       nat = s.slots[slot].nat_out;
+      hop = nexthop != dst ? &w.gateway_hops[family == 6][out_port] : nullptr;  // a gateway, or on link
     }
     if (invalid) {
       if (w.invalid_policy == config::InvalidPolicy::Drop) {
@@ -519,8 +536,7 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
       }
     }
     if (!is_lite && v.has(packet::tcpflag::kRst)) ++bc.resets;  // never an AckSegment
-    config::Mac mac;
-    if (!neighbour_mac(w, family, nexthop, nexthop == dst, out_port, mac, now_ms)) {
+    if (!set_next_hop_macs(w, s, hop, family, nexthop, out_port, frame, now_ms)) {
       if (w.waiting_count == WorkerContext::kMaxWaiting) {
         drop(m, w.counters.lb_dropped_no_neighbour);
         return;
@@ -534,7 +550,7 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
       ++w.counters.lb_waited_for_neighbour;
       return;
     }
-    send_to(w, s, out_port, mac, m);
+    enqueue_tx(w, out_port, m);
   };
   // As Tracker::track_prepared(), with an AckSegment's view parsed only for
   // the general path.

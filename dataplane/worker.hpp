@@ -59,6 +59,12 @@ struct alignas(64) WorkerContext {
   rte_rcu_qsbr* qsbr = nullptr;          // reported quiescent after each loop
   lb::NeighbourTable neighbours;         // a view of the main lcore's table (a reader's)
   lb::NeighbourCache neighbour_cache;    // next hops' MACs, checked against the table per packet
+  // The Ethernet addresses towards each backend slot's next hop (a slot's
+  // address, so its next hop and port, never change: lb_state.hpp) and
+  // towards each port's gateway (index 0: IPv4, 1: IPv6), checked against
+  // the table per packet.
+  lb::HopMemo slot_hops[lb::kMaxSlots];
+  lb::HopMemo gateway_hops[2][shm::kMaxPorts];
   rte_ring* neighbour_ring = nullptr;    // messages to the main lcore
   rte_ring* slow_tx = nullptr;           // worker 0: packets the main lcore sends
   shm::BackendCounters* backend_counters = nullptr;  // [lb::kMaxSlots]

@@ -249,8 +249,9 @@ inline void compile_routes_v4(State& s) noexcept {
 }  // namespace detail
 
 // Where a destination is sent: the port of the longest matching connected
-// prefix and the destination itself as next hop, else the port with the
-// family's gateway and the gateway. False: no route. IPv4 (every return
+// prefix and the destination itself as next hop (`nexthop` = `addr`, the
+// same pointer), else the port with the family's gateway and the gateway
+// (a pointer into s.ports). False: no route. IPv4 (every return
 // packet's client, in the common case) from the compiled routes_v4.
 inline bool route(const State& s, std::uint8_t family, const std::uint8_t* addr, std::uint16_t& out_port,
                   const std::uint8_t*& nexthop) noexcept {

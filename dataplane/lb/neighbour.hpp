@@ -414,4 +414,37 @@ class NeighbourCache {
   Entry entries_[kEntries];
 };
 
+// A reader's memo of the Ethernet addresses of frames to one next hop out of
+// one port, as set_macs() writes them: destination (the neighbour's MAC, from
+// the table) then source (the port's). The caller keeps one per next hop
+// that does not change (a backend slot's, a port's gateway), so a hit costs
+// no hashing and no address compare: one load of the table slot's version,
+// as NeighbourCache does, and the 12 bytes are the frame's as they are.
+class HopMemo {
+ public:
+  // True: `macs()` hold the next hop's MAC as the table has it now.
+  bool valid(const NeighbourTable& t) const noexcept { return filled_ && t.unchanged(slot_, version_); }
+
+  // Reads (family, addr) from the table, with `src` (the port's MAC) as
+  // source. False: not usable in the table (the memo stays empty). Out of
+  // line: the miss.
+  [[gnu::noinline]] bool fill(const NeighbourTable& t, std::uint8_t family, const std::uint8_t* addr, const std::uint8_t* src,
+            int attempts = 64) noexcept {
+    config::Mac mac;
+    filled_ = t.lookup(family, addr, mac, slot_, version_, attempts);
+    if (!filled_) return false;
+    std::memcpy(macs_, mac.data(), 6);
+    std::memcpy(macs_ + 6, src, 6);
+    return true;
+  }
+
+  const std::uint8_t* macs() const noexcept { return macs_; }
+
+ private:
+  std::uint8_t macs_[12] = {};
+  bool filled_ = false;
+  std::uint32_t slot_ = 0;
+  std::uint32_t version_ = 0;
+};
+
 }  // namespace ctlb::lb

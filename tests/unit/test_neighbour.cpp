@@ -497,6 +497,86 @@ TEST(NeighbourCache, AnswersAsTheTableThroughEveryChange) {
   EXPECT_FALSE(cache.lookup(f.table, 5, addrs[0].data(), m));  // no such family
 }
 
+// A HopMemo per next hop, used as the worker does (valid() or else fill()),
+// answers what the table answers through every change the table goes
+// through, its 12 bytes the table's MAC then the port's.
+TEST(HopMemo, AnswersAsTheTableThroughEveryChange) {
+  Fixture f(256);
+  std::mt19937 rng(4242);
+  std::vector<std::vector<std::uint8_t>> addrs;
+  for (std::uint8_t k = 0; k < 40; ++k) addrs.push_back(v4(10, 2, 0, k));
+  for (std::uint16_t k = 0; k < 40; ++k) addrs.push_back(v6(k));
+  std::vector<HopMemo> memos(addrs.size());
+  const std::uint8_t src[6] = {0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee};
+  auto family = [](const std::vector<std::uint8_t>& a) { return static_cast<std::uint8_t>(a.size() == 4 ? 4 : 6); };
+  std::uint64_t now = 0, found = 0, hits = 0;
+  for (int step = 0; step < 20000; ++step) {
+    const auto& a = addrs[rng() % addrs.size()];
+    const std::uint8_t fam = family(a);
+    now += rng() % 2000;
+    switch (rng() % 8) {
+      case 0:
+      case 1: {
+        const std::uint32_t i = f.table.find_or_add(fam, a.data(), 0, now);
+        if (i != kNoSlot) f.table.set_resolved(i, Mac{2, 0, 0, 0, static_cast<std::uint8_t>(rng() % 4), a.back()}, now);
+        break;
+      }
+      case 2:
+        f.table.age(now, kReachable);
+        break;
+      case 3:
+        for (auto i = f.table.next_due(0, now); i != kNoSlot; i = f.table.next_due(i + 1, now))
+          f.table.mark_probe_sent(i, now, kRetry, kMaxProbes);
+        break;
+      case 4:
+        if (rng() % 8 == 0) f.table.set_static(fam, a.data(), 1, Mac{2, 0, 0, 0, 9, a.back()}, now);
+        break;
+      default:
+        break;
+    }
+    for (int q = 0; q < 8; ++q) {
+      const std::size_t k = rng() % addrs.size();
+      Mac from_table{};
+      const bool t = f.table.lookup(family(addrs[k]), addrs[k].data(), from_table);
+      const bool hit = memos[k].valid(f.table);
+      const bool m = hit || memos[k].fill(f.table, family(addrs[k]), addrs[k].data(), src);
+      ASSERT_EQ(m, t) << "step " << step;
+      if (!t) continue;
+      ASSERT_EQ(0, std::memcmp(memos[k].macs(), from_table.data(), 6)) << "step " << step;
+      ASSERT_EQ(0, std::memcmp(memos[k].macs() + 6, src, 6)) << "step " << step;
+      ++found;
+      hits += hit;
+    }
+  }
+  EXPECT_GT(found, 10000u);
+  EXPECT_GT(hits, found / 2);  // mostly answered from the memo, not refilled
+}
+
+// A memo never filled is not valid, even where the table's slot 0 has the
+// version a memo starts with (0: zeroed memory, before any clear()).
+TEST(HopMemo, EmptyMemoIsNeverValid) {
+  {
+    Slots zeroed(16);
+    const NeighbourTable fresh(zeroed.data(), 16);
+    ASSERT_TRUE(fresh.unchanged(0, 0));
+    EXPECT_FALSE(HopMemo{}.valid(fresh));
+  }
+  Fixture f(16);
+  HopMemo memo;
+  EXPECT_FALSE(memo.valid(f.table));
+  const auto a = v4(10, 0, 0, 7);
+  const std::uint32_t i = f.table.find_or_add(4, a.data(), 0, 0);
+  f.table.set_resolved(i, kMacA, 0);
+  EXPECT_FALSE(memo.valid(f.table));
+  const std::uint8_t src[6] = {};
+  EXPECT_FALSE(memo.fill(f.table, 4, v4(10, 0, 0, 8).data(), src));  // not in the table
+  EXPECT_FALSE(memo.valid(f.table));
+  ASSERT_TRUE(memo.fill(f.table, 4, a.data(), src));
+  EXPECT_TRUE(memo.valid(f.table));
+  f.table.clear();
+  EXPECT_FALSE(memo.valid(f.table));
+}
+
 // clear() is a write like any other: a slot refilled after it never comes
 // back to the version a cache read it at. (Were versions reset to 0, the
 // two writes below would bring the slot back to the cached version with
