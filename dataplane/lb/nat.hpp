@@ -211,29 +211,34 @@ inline NatChange4 nat_change4(const std::uint8_t* from_addr, std::uint16_t from_
           detail::fold_change(addr + detail::change_sum16(load_raw16(from_p), load_raw16(to_p)))};
 }
 
+namespace detail {
+
+// The rewrite below, of the address at IP offset `addr_at` and the port at
+// TCP offset `port_at`.
+inline void rewrite_endpoint4(std::uint8_t* frame, const std::uint8_t* addr, std::uint16_t port, NatChange4 c,
+                              std::size_t addr_at, std::size_t port_at) noexcept {
+  std::uint8_t* ip = frame + 14;
+  std::uint8_t* tcp = frame + 34;
+  --ip[kIpv4Ttl];
+  update_checksum_folded(ip + kIpv4Checksum, c.ip);
+  std::memcpy(ip + addr_at, addr, 4);
+  update_checksum_folded(tcp + kTcpChecksum, c.tcp);
+  store_be16(tcp + port_at, port);
+}
+
+}  // namespace detail
+
 // rewrite_dst_and_ttl() / rewrite_src_and_ttl() of a frame
 // parse_ack_segment() accepted whose destination (source) is A of `c`:
 // writes B and applies c. Bit for bit what the forms above give for the
 // same frame (tests/unit/test_nat.cpp).
 inline void rewrite_dst_and_ttl(std::uint8_t* frame, const packet::AckSegment&, const std::uint8_t* addr,
                                 std::uint16_t port, NatChange4 c) noexcept {
-  std::uint8_t* ip = frame + 14;
-  std::uint8_t* tcp = frame + 34;
-  --ip[detail::kIpv4Ttl];
-  detail::update_checksum_folded(ip + detail::kIpv4Checksum, c.ip);
-  std::memcpy(ip + detail::kIpv4Dst, addr, 4);
-  detail::update_checksum_folded(tcp + detail::kTcpChecksum, c.tcp);
-  store_be16(tcp + detail::kTcpDport, port);
+  detail::rewrite_endpoint4(frame, addr, port, c, detail::kIpv4Dst, detail::kTcpDport);
 }
 inline void rewrite_src_and_ttl(std::uint8_t* frame, const packet::AckSegment&, const std::uint8_t* addr,
                                 std::uint16_t port, NatChange4 c) noexcept {
-  std::uint8_t* ip = frame + 14;
-  std::uint8_t* tcp = frame + 34;
-  --ip[detail::kIpv4Ttl];
-  detail::update_checksum_folded(ip + detail::kIpv4Checksum, c.ip);
-  std::memcpy(ip + detail::kIpv4Src, addr, 4);
-  detail::update_checksum_folded(tcp + detail::kTcpChecksum, c.tcp);
-  store_be16(tcp + detail::kTcpSport, port);
+  detail::rewrite_endpoint4(frame, addr, port, c, detail::kIpv4Src, detail::kTcpSport);
 }
 
 // Decrements the IPv4 TTL (updating the header checksum) or the IPv6 hop

@@ -438,6 +438,36 @@ TEST(Neighbour, ConcurrentReaderWhileTheWriterAddsEntries) {
   EXPECT_EQ(wrong, 0u);
 }
 
+std::uint8_t family_of(const std::vector<std::uint8_t>& a) { return static_cast<std::uint8_t>(a.size() == 4 ? 4 : 6); }
+
+// One random change of the kinds the writer makes, to `a` or to the whole
+// table: learned (often with a new MAC), aged, probed until Failed, made
+// static. Returns true when a MAC was set.
+bool random_change(Fixture& f, std::mt19937& rng, const std::vector<std::uint8_t>& a, std::uint64_t now) {
+  const std::uint8_t fam = family_of(a);
+  switch (rng() % 8) {
+    case 0:
+    case 1: {
+      const std::uint32_t i = f.table.find_or_add(fam, a.data(), 0, now);
+      if (i == kNoSlot) return false;
+      f.table.set_resolved(i, Mac{2, 0, 0, 0, static_cast<std::uint8_t>(rng() % 4), a.back()}, now);
+      return true;
+    }
+    case 2:
+      f.table.age(now, kReachable);
+      return false;
+    case 3:  // probes: Stale or Incomplete entries end Failed
+      for (auto i = f.table.next_due(0, now); i != kNoSlot; i = f.table.next_due(i + 1, now))
+        f.table.mark_probe_sent(i, now, kRetry, kMaxProbes);
+      return false;
+    case 4:
+      if (rng() % 8 == 0) f.table.set_static(fam, a.data(), 1, Mac{2, 0, 0, 0, 9, a.back()}, now);
+      return false;
+    default:  // a run of lookups: mostly hits on unchanged slots
+      return false;
+  }
+}
+
 // The worker's memo: after every kind of change the writer makes, a lookup
 // through the cache answers exactly as the table does. 160 addresses (IPv4
 // and IPv6) share the cache's 64 entries, so entries are also evicted and
@@ -449,41 +479,16 @@ TEST(NeighbourCache, AnswersAsTheTableThroughEveryChange) {
   std::vector<std::vector<std::uint8_t>> addrs;
   for (std::uint8_t k = 0; k < 80; ++k) addrs.push_back(v4(10, 1, k / 16, k));
   for (std::uint16_t k = 0; k < 80; ++k) addrs.push_back(v6(k));
-  auto family = [](const std::vector<std::uint8_t>& a) { return static_cast<std::uint8_t>(a.size() == 4 ? 4 : 6); };
   std::uint64_t now = 0;
   std::uint64_t found = 0, mac_changes = 0;
   for (int step = 0; step < 20000; ++step) {
-    const auto& a = addrs[rng() % addrs.size()];
-    const std::uint8_t fam = family(a);
     now += rng() % 2000;
-    switch (rng() % 8) {
-      case 0:
-      case 1: {  // learned, often with a new MAC
-        const std::uint32_t i = f.table.find_or_add(fam, a.data(), 0, now);
-        if (i != kNoSlot) {
-          f.table.set_resolved(i, Mac{2, 0, 0, 0, static_cast<std::uint8_t>(rng() % 4), a.back()}, now);
-          ++mac_changes;
-        }
-        break;
-      }
-      case 2:
-        f.table.age(now, kReachable);
-        break;
-      case 3:  // probes: Stale or Incomplete entries end Failed
-        for (auto i = f.table.next_due(0, now); i != kNoSlot; i = f.table.next_due(i + 1, now))
-          f.table.mark_probe_sent(i, now, kRetry, kMaxProbes);
-        break;
-      case 4:
-        if (rng() % 8 == 0) f.table.set_static(fam, a.data(), 1, Mac{2, 0, 0, 0, 9, a.back()}, now);
-        break;
-      default:  // a run of lookups: mostly hits on unchanged slots
-        break;
-    }
+    mac_changes += random_change(f, rng, addrs[rng() % addrs.size()], now);
     for (int q = 0; q < 8; ++q) {
       const auto& b = addrs[rng() % addrs.size()];
       Mac from_table{}, from_cache{};
-      const bool t = f.table.lookup(family(b), b.data(), from_table);
-      const bool c = cache.lookup(f.table, family(b), b.data(), from_cache);
+      const bool t = f.table.lookup(family_of(b), b.data(), from_table);
+      const bool c = cache.lookup(f.table, family_of(b), b.data(), from_cache);
       ASSERT_EQ(c, t) << "step " << step;
       if (t) {
         ASSERT_EQ(from_cache, from_table) << "step " << step;
@@ -508,38 +513,16 @@ TEST(HopMemo, AnswersAsTheTableThroughEveryChange) {
   for (std::uint16_t k = 0; k < 40; ++k) addrs.push_back(v6(k));
   std::vector<HopMemo> memos(addrs.size());
   const std::uint8_t src[6] = {0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee};
-  auto family = [](const std::vector<std::uint8_t>& a) { return static_cast<std::uint8_t>(a.size() == 4 ? 4 : 6); };
   std::uint64_t now = 0, found = 0, hits = 0;
   for (int step = 0; step < 20000; ++step) {
-    const auto& a = addrs[rng() % addrs.size()];
-    const std::uint8_t fam = family(a);
     now += rng() % 2000;
-    switch (rng() % 8) {
-      case 0:
-      case 1: {
-        const std::uint32_t i = f.table.find_or_add(fam, a.data(), 0, now);
-        if (i != kNoSlot) f.table.set_resolved(i, Mac{2, 0, 0, 0, static_cast<std::uint8_t>(rng() % 4), a.back()}, now);
-        break;
-      }
-      case 2:
-        f.table.age(now, kReachable);
-        break;
-      case 3:
-        for (auto i = f.table.next_due(0, now); i != kNoSlot; i = f.table.next_due(i + 1, now))
-          f.table.mark_probe_sent(i, now, kRetry, kMaxProbes);
-        break;
-      case 4:
-        if (rng() % 8 == 0) f.table.set_static(fam, a.data(), 1, Mac{2, 0, 0, 0, 9, a.back()}, now);
-        break;
-      default:
-        break;
-    }
+    random_change(f, rng, addrs[rng() % addrs.size()], now);
     for (int q = 0; q < 8; ++q) {
       const std::size_t k = rng() % addrs.size();
       Mac from_table{};
-      const bool t = f.table.lookup(family(addrs[k]), addrs[k].data(), from_table);
+      const bool t = f.table.lookup(family_of(addrs[k]), addrs[k].data(), from_table);
       const bool hit = memos[k].valid(f.table);
-      const bool m = hit || memos[k].fill(f.table, family(addrs[k]), addrs[k].data(), src);
+      const bool m = hit || memos[k].fill(f.table, family_of(addrs[k]), addrs[k].data(), src);
       ASSERT_EQ(m, t) << "step " << step;
       if (!t) continue;
       ASSERT_EQ(0, std::memcmp(memos[k].macs(), from_table.data(), 6)) << "step " << step;
