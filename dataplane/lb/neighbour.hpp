@@ -428,8 +428,8 @@ class HopMemo {
   // Reads (family, addr) from the table, with `src` (the port's MAC) as
   // source. False: not usable in the table (the memo stays empty). Out of
   // line: the miss.
-  [[gnu::noinline]] bool fill(const NeighbourTable& t, std::uint8_t family, const std::uint8_t* addr, const std::uint8_t* src,
-            int attempts = 64) noexcept {
+  [[gnu::noinline]] bool fill(const NeighbourTable& t, std::uint8_t family, const std::uint8_t* addr,
+                              const std::uint8_t* src, int attempts = 64) noexcept {
     config::Mac mac;
     filled_ = t.lookup(family, addr, mac, slot_, version_, attempts);
     if (!filled_) return false;

@@ -335,7 +335,9 @@ TEST(Nat, FoldedChangeIsTheWholeSumForEveryChecksum) {
 // port changes.
 TEST(Nat, ChangesComputedAheadAreTheRewrite) {
   std::mt19937 rng(20261207);
-  auto pick = [&](std::uint32_t lo, std::uint32_t hi) { return std::uniform_int_distribution<std::uint32_t>(lo, hi)(rng); };
+  auto pick = [&](std::uint32_t lo, std::uint32_t hi) {
+    return std::uniform_int_distribution<std::uint32_t>(lo, hi)(rng);
+  };
   static constexpr std::uint16_t kEdges[] = {0x0000, 0x0001, 0xfffe, 0x8000};
   int done = 0, edges = 0;
   for (int i = 0; i < 8000; ++i) {
@@ -356,7 +358,8 @@ TEST(Nat, ChangesComputedAheadAreTheRewrite) {
     ASSERT_TRUE(ctlb::packet::parse_ack_segment(original.data(), original.size(), original.size(), a)) << i;
     if (!ctlb::lb::ttl_allows_forwarding(v)) continue;
     Endpoint to = random_endpoint(rng);
-    if (kind == 3) std::memcpy(to.addr, original.data() + (i % 2 ? dst_at(v) : src_at(v)), 4);  // the port alone changes
+    if (kind == 3)  // the port alone changes
+      std::memcpy(to.addr, original.data() + (i % 2 ? dst_at(v) : src_at(v)), 4);
     Bytes summed = original, ahead = original;
     if (i % 2) {
       const ctlb::lb::NatChange4 c = ctlb::lb::nat_change4(original.data() + dst_at(v), v.dport, to.addr, to.port);
