@@ -223,8 +223,9 @@ inline void send_neighbour_msg(WorkerContext& w, const shm::NeighbourMsg& msg) n
 // the frame; on a miss, asks for the next hop to be resolved and returns
 // false (the frame unchanged). `hop`: the memo kept for this next hop (a
 // backend slot's, a gateway's), or null for a client on a connected prefix,
-// looked up through the worker's cache but not remembered there, as there
-// may be many of them, each evicting a backend's or gateway's entry.
+// looked up through the worker's cache by address (backends and gateways
+// have their memos, so many clients evicting each other there cost no one
+// else a miss).
 inline bool set_next_hop_macs(WorkerContext& w, const lb::State& s, lb::HopMemo* hop, std::uint8_t family,
                               const std::uint8_t* nexthop, std::uint16_t out_port, std::uint8_t* frame,
                               std::uint64_t now_ms) noexcept {
@@ -235,7 +236,7 @@ inline bool set_next_hop_macs(WorkerContext& w, const lb::State& s, lb::HopMemo*
     }
   } else {
     config::Mac mac;
-    if (w.neighbour_cache.lookup(w.neighbours, family, nexthop, mac, false)) {
+    if (w.neighbour_cache.lookup(w.neighbours, family, nexthop, mac)) {
       lb::set_macs(frame, mac.data(), s.ports[out_port].mac);
       return true;
     }

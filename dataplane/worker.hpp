@@ -58,7 +58,7 @@ struct alignas(64) WorkerContext {
   const lb::State* lb = nullptr;         // the generation this loop uses
   rte_rcu_qsbr* qsbr = nullptr;          // reported quiescent after each loop
   lb::NeighbourTable neighbours;         // a view of the main lcore's table (a reader's)
-  lb::NeighbourCache neighbour_cache;    // next hops' MACs, checked against the table per packet
+  lb::NeighbourCache neighbour_cache;    // on-link clients' MACs, checked against the table per packet
   // The Ethernet addresses towards each backend slot's next hop (a slot's
   // address, so its next hop and port, never change: lb_state.hpp) and
   // towards each port's gateway (index 0: IPv4, 1: IPv6), checked against

@@ -364,17 +364,16 @@ class NeighbourCache {
   static constexpr std::uint32_t kEntries = 64;  // a power of two
 
   // As t.lookup(family, addr, out, attempts); `t` must be the same table
-  // (the same memory) at every call. `remember` false: a miss is not kept
-  // (an address unlikely to recur soon, which would evict one that does).
+  // (the same memory) at every call.
   bool lookup(const NeighbourTable& t, std::uint8_t family, const std::uint8_t* addr, config::Mac& out,
-              bool remember = true, int attempts = 64) noexcept {
+              int attempts = 64) noexcept {
     if (family != 4 && family != 6) return false;
     Entry& e = entries_[index_of(family, addr)];
     if (e.family == family && ip_equal(family, e.address, addr) && t.unchanged(e.slot, e.version)) {
       out = e.mac;
       return true;
     }
-    return refill(t, remember ? &e : nullptr, family, addr, out, attempts);
+    return refill(t, e, family, addr, out, attempts);
   }
 
  private:
@@ -389,25 +388,23 @@ class NeighbourCache {
   // An address's entry: the low bits of its CRC32C, without
   // neighbour_hash()'s final mixing, which the table's linear probing wants
   // and a direct-mapped memo does not (CRC is linear: addresses that differ
-  // only in their low bits, as a pool's do, still spread).
+  // only in their low bits, as neighbouring hosts' do, still spread).
   static std::uint32_t index_of(std::uint8_t family, const std::uint8_t* addr) noexcept {
     return neighbour_crc(family, addr) & (kEntries - 1);
   }
 
   // The miss: kept out of line so that the hit stays small where it is
   // inlined (the worker's per-packet loop).
-  [[gnu::noinline]] static bool refill(const NeighbourTable& t, Entry* e, std::uint8_t family,
+  [[gnu::noinline]] static bool refill(const NeighbourTable& t, Entry& e, std::uint8_t family,
                                        const std::uint8_t* addr, config::Mac& out, int attempts) noexcept {
     std::uint32_t slot, version;
     if (!t.lookup(family, addr, out, slot, version, attempts)) return false;
-    if (e) {
-      e->family = family;
-      std::memset(e->address, 0, sizeof e->address);
-      std::memcpy(e->address, addr, family == 4 ? 4 : 16);
-      e->slot = slot;
-      e->version = version;
-      e->mac = out;
-    }
+    e.family = family;
+    std::memset(e.address, 0, sizeof e.address);
+    std::memcpy(e.address, addr, family == 4 ? 4 : 16);
+    e.slot = slot;
+    e.version = version;
+    e.mac = out;
     return true;
   }
 

@@ -599,7 +599,7 @@ TEST(NeighbourCache, ConcurrentReaderSeesEveryChange) {
   NeighbourCache cache;
   flip_under_reader(f, i, x, y, kFlips, [&] {
     Mac m{};
-    if (!cache.lookup(view, 4, a.data(), m, true, 1 << 20)) {
+    if (!cache.lookup(view, 4, a.data(), m, 1 << 20)) {
       ++missed;
       return;
     }
