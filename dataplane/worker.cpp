@@ -351,7 +351,7 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
         }
         w.tracker->count_parse(packet::ParseResult::Tcp);
         if (mt.dir == LbDir::Out) from_vip(s, mt.vip, a);
-        w.tracker->prepare(a, keys, kept);
+        w.tracker->prepare<false>(a, keys, kept);
         lite[kept] = true;
         keep[kept++] = i;
         continue;
@@ -412,7 +412,7 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
         from_vip(s, mt.vip, tv);
       }
     }
-    w.tracker->prepare(*tracked_views[kept], keys, kept);  // the bucket's fetch overlaps the rest of the parse
+    w.tracker->prepare<false>(*tracked_views[kept], keys, kept);
     lite[kept] = false;
     keep[kept++] = i;
   }
@@ -556,6 +556,14 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
   // As Tracker::track_prepared(), with an AckSegment's view parsed only for
   // the general path.
   if (kept) {
+    // The burst's buckets are fetched here together, not one by one in the
+    // parse loop above: there a prefetch whose page missed the TLB held up
+    // retirement through its page walk while the next packet's parse and
+    // classification filled the window, so walks hardly overlapped (on a
+    // guest whose memory the host maps with 4 KiB pages, every bucket of a
+    // large table is a walk). Inline mode keeps them in its shorter parse
+    // loop, where this measured no better (README, Performance).
+    w.tracker->prefetch_buckets(kept, keys);
     w.tracker->find_candidates(kept, keys);
     const flow::Clock clock{now_ms};
     std::uint32_t fast = 0;
