@@ -159,8 +159,29 @@ struct LbMeta {
 // Which way a TCP segment goes: In, to a VIP (address and port); Out, from
 // a backend slot (the first found, `multi` if the backend is in several
 // VIPs). False for neither.
+// IPv4 (addresses in host order), from the IPv4 indices: both lookups are
+// independent, so a return packet's second one need not wait for the first.
+inline bool classify4(const lb::State& s, std::uint32_t src, std::uint16_t sport, std::uint32_t dst,
+                      std::uint16_t dport, LbMeta& mt) noexcept {
+  mt = LbMeta{LbDir::None, 0, lb::kNoVip, 0};
+  const std::uint32_t vip = lb::find_vip4(s, dst, dport);
+  if (vip != lb::kNoVip) {
+    mt.dir = LbDir::In;
+    mt.vip = vip;
+    return true;
+  }
+  bool multi;
+  const std::uint32_t slot = lb::find_slot4(s, src, sport, multi);
+  if (slot == lb::kNoVip) return false;
+  mt.dir = LbDir::Out;
+  mt.multi = multi;
+  mt.slot = slot;
+  mt.vip = s.slots[slot].vip;
+  return true;
+}
 inline bool classify(const lb::State& s, std::uint8_t family, const std::uint8_t* src, std::uint16_t sport,
                      const std::uint8_t* dst, std::uint16_t dport, LbMeta& mt) noexcept {
+  if (family == 4) return classify4(s, load_be32(src), sport, load_be32(dst), dport, mt);
   mt = LbMeta{LbDir::None, 0, lb::kNoVip, 0};
   const std::uint32_t vip = lb::find_vip(s, family, dst, dport);
   if (vip != lb::kNoVip) {
@@ -336,7 +357,7 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
                                   rte_pktmbuf_pkt_len(m), a)) {
       const std::uint8_t* ip = rte_pktmbuf_mtod_offset(m, const std::uint8_t*, 14);
       LbMeta& mt = meta[i];
-      if (!classify(s, 4, ip + 12, a.sport, ip + 16, a.dport, mt)) {
+      if (!classify4(s, a.src, a.sport, a.dst, a.dport, mt)) {
         w.tracker->count_parse(packet::ParseResult::Tcp);
         drop(m, w.counters.lb_dropped_no_vip);
         continue;

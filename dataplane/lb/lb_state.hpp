@@ -37,6 +37,11 @@ inline constexpr std::uint16_t kNoPort = 0xffff;
 inline constexpr std::uint32_t kVipIndexSize = 256;    // > 2 x kMaxVips, a power of two
 inline constexpr std::uint32_t kSlotIndexSize = 4096;  // > 2 x kMaxSlots, a power of two
 inline constexpr std::uint32_t kNoVip = 0xffffffffu;
+// IPv4 classification indices (State::vip4_index, slot4_index): sizes as
+// powers of two, > 2 x kMaxVips and > 2 x kMaxSlots.
+inline constexpr unsigned kVip4IndexBits = 7;
+inline constexpr unsigned kSlot4IndexBits = 11;
+inline constexpr std::uint16_t kSlot4Multi = 0x8000;  // in a slot4_index value: more slots have this endpoint
 
 enum class SlotState : std::uint8_t { Free = 0, Active, Draining, Down, Removed };
 
@@ -79,6 +84,16 @@ struct VipSlot {
   std::uint8_t reserved[36];
 };
 static_assert(sizeof(VipSlot) == 128);
+
+// An IPv4 endpoint in a classification index: the address in host order
+// (as packet::AckSegment has it), the TCP port, and what it is (0: an
+// empty cell). One 8-byte cell holds all a lookup compares.
+struct Endpoint4 {
+  std::uint32_t addr;
+  std::uint16_t port;
+  std::uint16_t value;  // vip4_index: VIP + 1; slot4_index: slot + 1, | kSlot4Multi
+};
+static_assert(sizeof(Endpoint4) == 8);
 
 struct PortPrefix {
   std::uint8_t family;  // 0: unused
@@ -127,6 +142,13 @@ struct alignas(64) State {
   BackendSlot slots[kMaxSlots];
   std::uint16_t vip_index[kVipIndexSize];    // hash of (address, port) -> VIP + 1; 0 empty
   std::uint16_t slot_index[kSlotIndexSize];  // hash of (address, port) -> slot + 1; 0 empty; repeats allowed
+  // The same for IPv4 endpoints, with the endpoint in the cell itself: a
+  // lookup is one multiply and, in the common case, one cell, where the
+  // indices above take two CRC32 steps, the cell, and the VIP or slot to
+  // compare. An endpoint of several slots (a backend in several VIPs' pools)
+  // has one cell: one of its slots, marked kSlot4Multi.
+  Endpoint4 vip4_index[1u << kVip4IndexBits];
+  Endpoint4 slot4_index[1u << kSlot4IndexBits];
 
   std::uint16_t* tables() noexcept { return reinterpret_cast<std::uint16_t*>(this + 1); }
   const std::uint16_t* tables() const noexcept { return reinterpret_cast<const std::uint16_t*>(this + 1); }
@@ -195,6 +217,46 @@ bool for_each_slot(const State& s, std::uint8_t family, const std::uint8_t* addr
     if (b.port == port && b.family == family && detail::same_addr(family, b.addr, addr) && f(e - 1u)) return true;
   }
   return false;
+}
+
+namespace detail {
+
+// The first cell of (addr, port) in an index of 2^kBits cells: the top bits
+// of a multiplicative hash, which every bit of the address and port moves.
+template <unsigned kBits>
+inline std::uint32_t endpoint4_cell(std::uint32_t addr, std::uint16_t port) noexcept {
+  const std::uint64_t key = std::uint64_t{addr} << 16 | port;
+  return static_cast<std::uint32_t>((key * 0x9E3779B97F4A7C15ull) >> (64 - kBits));
+}
+
+// The value of (addr, port) in an index of 2^kBits cells, or 0.
+template <unsigned kBits>
+inline std::uint16_t find_endpoint4(const Endpoint4* index, std::uint32_t addr, std::uint16_t port) noexcept {
+  constexpr std::uint32_t kMask = (1u << kBits) - 1;
+  std::uint32_t i = endpoint4_cell<kBits>(addr, port);
+  for (std::uint32_t probes = 0; probes <= kMask; ++probes, i = (i + 1) & kMask) {
+    const Endpoint4& e = index[i];
+    if (e.value == 0) return 0;
+    if (e.addr == addr && e.port == port) return e.value;
+  }
+  return 0;
+}
+
+}  // namespace detail
+
+// IPv4: the VIP with this address (host order) and port, or kNoVip.
+// Answers as find_vip().
+inline std::uint32_t find_vip4(const State& s, std::uint32_t addr, std::uint16_t port) noexcept {
+  const std::uint16_t v = detail::find_endpoint4<kVip4IndexBits>(s.vip4_index, addr, port);
+  return v ? v - 1u : kNoVip;
+}
+
+// IPv4: a backend slot with this address and port (kNoVip: none), and in
+// `multi` whether there are more (for_each_slot() finds them all).
+inline std::uint32_t find_slot4(const State& s, std::uint32_t addr, std::uint16_t port, bool& multi) noexcept {
+  const std::uint16_t v = detail::find_endpoint4<kSlot4IndexBits>(s.slot4_index, addr, port);
+  multi = (v & kSlot4Multi) != 0;
+  return v ? (v & ~kSlot4Multi) - 1u : kNoVip;
 }
 
 namespace detail {
@@ -310,6 +372,28 @@ inline void rebuild_indices(State& s) noexcept {
     std::uint32_t i = detail::endpoint_hash(bs.family, bs.addr, bs.port) & (kSlotIndexSize - 1);
     while (s.slot_index[i]) i = (i + 1) & (kSlotIndexSize - 1);
     s.slot_index[i] = static_cast<std::uint16_t>(b + 1);
+  }
+  std::memset(s.vip4_index, 0, sizeof s.vip4_index);
+  std::memset(s.slot4_index, 0, sizeof s.slot4_index);
+  constexpr std::uint32_t kVip4Mask = (1u << kVip4IndexBits) - 1;
+  constexpr std::uint32_t kSlot4Mask = (1u << kSlot4IndexBits) - 1;
+  for (std::uint32_t v = 0; v < s.vip_count; ++v) {
+    const VipSlot& vs = s.vips[v];
+    if (vs.family != 4) continue;
+    const std::uint32_t addr = load_be32(vs.addr);
+    std::uint32_t i = detail::endpoint4_cell<kVip4IndexBits>(addr, vs.port);
+    while (s.vip4_index[i].value) i = (i + 1) & kVip4Mask;
+    s.vip4_index[i] = Endpoint4{addr, vs.port, static_cast<std::uint16_t>(v + 1)};
+  }
+  for (std::uint32_t b = 0; b < s.slot_count; ++b) {
+    const BackendSlot& bs = s.slots[b];
+    if (bs.state == SlotState::Free || bs.family != 4) continue;
+    const std::uint32_t addr = load_be32(bs.addr);
+    std::uint32_t i = detail::endpoint4_cell<kSlot4IndexBits>(addr, bs.port);
+    while (s.slot4_index[i].value && !(s.slot4_index[i].addr == addr && s.slot4_index[i].port == bs.port))
+      i = (i + 1) & kSlot4Mask;
+    if (s.slot4_index[i].value) s.slot4_index[i].value |= kSlot4Multi;
+    else s.slot4_index[i] = Endpoint4{addr, bs.port, static_cast<std::uint16_t>(b + 1)};
   }
 }
 

@@ -231,6 +231,9 @@ void check_lb_state(const lb::State& s) {
                  "VIP %s: Maglev entry %u is not an active weighted backend of it", s.vips[v].name, e);
     }
     FUZZ_CHECK(lb::vip_by_name(s, s.vips[v].name) == v, "VIP %s not found by its name", s.vips[v].name);
+    if (s.vips[v].family == 4)
+      FUZZ_CHECK(lb::find_vip4(s, ctlb::load_be32(s.vips[v].addr), s.vips[v].port) == v,
+                 "VIP %s not found in the IPv4 index", s.vips[v].name);
   }
   for (std::uint32_t b = 0; b < s.slot_count; ++b) {
     const lb::BackendSlot& bs = s.slots[b];
@@ -240,6 +243,16 @@ void check_lb_state(const lb::State& s) {
     FUZZ_CHECK(lb::for_each_slot(s, bs.family, bs.addr, bs.port, [&](std::uint32_t i) { return i == b; }),
                "slot %u (%s) not found by its address and port", b,
                lb::endpoint_text(bs.family, bs.addr, bs.port).c_str());
+    if (bs.family == 4) {  // the worker's IPv4 index: a slot of this endpoint, multi if it has more
+      unsigned n = 0;
+      lb::for_each_slot(s, 4, bs.addr, bs.port, [&](std::uint32_t) { return ++n, false; });
+      bool multi = false;
+      const std::uint32_t found = lb::find_slot4(s, ctlb::load_be32(bs.addr), bs.port, multi);
+      FUZZ_CHECK(found < s.slot_count && s.slots[found].port == bs.port &&
+                     std::memcmp(s.slots[found].addr, bs.addr, 4) == 0 && multi == (n > 1),
+                 "slot %u (%s): the IPv4 index says slot %u, multi %d, for %u slots", b,
+                 lb::endpoint_text(bs.family, bs.addr, bs.port).c_str(), found, multi, n);
+    }
   }
 }
 

@@ -623,6 +623,95 @@ TEST(LbStateApply, OwnAddressOrVipIsRefused) {
   EXPECT_TRUE(b.same_as(snap));
 }
 
+// The IPv4 indices (vip4_index, slot4_index: the worker's classification)
+// answer as find_vip() and for_each_slot() through random pools: VIPs that
+// share an address or a port, backends in several VIPs' pools (one cell,
+// marked multi), IPv6 ones beside them, full indices, and the changes
+// apply() makes (a removed backend keeps its slot; Free slots are not there).
+TEST(LbStateIndex, Ipv4IndicesAnswerAsTheGeneralLookups) {
+  std::mt19937 rng(1624);
+  auto dotted = [](std::uint32_t a) {
+    return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 255) + "." + std::to_string((a >> 8) & 255) +
+           "." + std::to_string(a & 255);
+  };
+  // Few addresses and ports, so that endpoints repeat across VIPs and lookups near a present one miss.
+  auto backend_addr = [&]() { return 0x0a000000u | (rng() % 2) << 16 | (rng() % 64); };
+  auto backend_port = [&]() { return static_cast<std::uint16_t>(8080 + rng() % 4); };
+  std::uint64_t vip_hits = 0, slot_hits = 0, multi = 0, misses = 0;
+  auto check = [&](const lb::State& s, std::uint32_t a, std::uint16_t port, int round) {
+    std::uint8_t bytes[16] = {};
+    ctlb::store_be32(bytes, a);
+    const std::uint32_t v = lb::find_vip(s, 4, bytes, port);
+    ASSERT_EQ(lb::find_vip4(s, a, port), v) << dotted(a) << ":" << port << " round " << round;
+    std::set<std::uint32_t> all;
+    lb::for_each_slot(s, 4, bytes, port, [&](std::uint32_t slot) {
+      all.insert(slot);
+      return false;
+    });
+    bool more = false;
+    const std::uint32_t slot = lb::find_slot4(s, a, port, more);
+    if (all.empty()) {
+      ASSERT_EQ(slot, lb::kNoVip) << dotted(a) << ":" << port << " round " << round;
+      ++misses;
+    } else {
+      ASSERT_EQ(all.count(slot), 1u) << dotted(a) << ":" << port << " round " << round;
+      ASSERT_EQ(more, all.size() > 1) << dotted(a) << ":" << port << " round " << round;
+      ++slot_hits;
+      multi += more;
+    }
+    vip_hits += v != lb::kNoVip;
+  };
+  for (int round = 0; round < 60; ++round) {
+    config::Config c;
+    c.mode = config::Mode::Lb;
+    c.ports.push_back(port("p", {prefix("10.0.0.1", 8), prefix("2001:db8::1", 64)}));
+    const unsigned vips = 1 + rng() % lb::kMaxVips;
+    const unsigned per_vip = static_cast<unsigned>(lb::kMaxSlots) / vips;
+    std::vector<std::pair<std::uint32_t, std::uint16_t>> vip_endpoints;
+    for (unsigned v = 0; v < vips; ++v) {
+      if (rng() % 8 == 0) {
+        const std::string a = "2001:db8:100::" + std::to_string(v + 1);
+        c.lb.vips.push_back(vip(("v" + std::to_string(v)).c_str(), a.c_str(), 443, 7,
+                                {backend("2001:db8::11", 8443), backend("2001:db8::12", 8443)}));
+        continue;
+      }
+      const std::uint32_t a = 0xc6126400u | (v % 8);  // 198.18.100.0-7, ports 80 + VIP
+      const auto p = static_cast<std::uint16_t>(80 + v);
+      vip_endpoints.emplace_back(a, p);
+      std::vector<config::Backend> pool;
+      std::set<std::pair<std::uint32_t, std::uint16_t>> in_pool;
+      for (unsigned k = rng() % (per_vip + 1); k > 0; --k) {
+        const std::pair<std::uint32_t, std::uint16_t> e{backend_addr(), backend_port()};
+        if (in_pool.insert(e).second) pool.push_back(backend(dotted(e.first).c_str(), e.second));
+      }
+      c.lb.vips.push_back(vip(("v" + std::to_string(v)).c_str(), dotted(a).c_str(), p, 7, pool));
+    }
+    StateBlock b(c);
+    ASSERT_EQ(b.error(), "") << "round " << round;
+    lb::State& s = b.state();
+    for (int change = 0; change < 4; ++change) {
+      if (change > 0) {  // remove, drain or re-add some backends of IPv4 VIPs, then look again
+        for (int k = 0; k < 40; ++k) {
+          const std::uint32_t v = rng() % vips;
+          if (s.vips[v].family != 4) continue;
+          const Op op = rng() % 3 == 0 ? Op::Add : rng() % 2 ? Op::Remove : Op::Drain;
+          apply(s, op, v, dotted(backend_addr()).c_str(), backend_port());  // refusals are fine
+        }
+      }
+      for (const auto& [a, p] : vip_endpoints) check(s, a, p, round);
+      for (std::uint32_t slot = 0; slot < s.slot_count; ++slot)
+        if (s.slots[slot].family == 4) check(s, ctlb::load_be32(s.slots[slot].addr), s.slots[slot].port, round);
+      for (int q = 0; q < 200; ++q) check(s, q % 4 == 0 ? rng() : backend_addr(), backend_port(), round);
+      for (int q = 0; q < 20; ++q) check(s, 0xc6126400u | rng() % 10, static_cast<std::uint16_t>(78 + rng() % 70), round);
+    }
+  }
+  // The rounds covered each outcome.
+  EXPECT_GT(vip_hits, 1000u);
+  EXPECT_GT(slot_hits, 10000u);
+  EXPECT_GT(multi, 1000u);
+  EXPECT_GT(misses, 10000u);
+}
+
 TEST(LbStateApply, SlotLimit) {
   config::Config c;
   c.mode = config::Mode::Lb;
