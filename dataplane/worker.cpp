@@ -207,9 +207,11 @@ inline void from_vip(const lb::State& s, std::uint32_t vip, packet::PacketView& 
   std::memcpy(tv.src, s.vips[vip].addr, 16);
   tv.sport = s.vips[vip].port;
 }
-inline void from_vip(const lb::State& s, std::uint32_t vip, packet::AckSegment& a) noexcept {
-  a.src = load_be32(s.vips[vip].addr);
-  a.sport = s.vips[vip].port;
+// An AckSegment's, from the copy of its VIP's endpoint in the backend slot
+// it came from (IPv4).
+inline void from_vip(const lb::BackendSlot& b, packet::AckSegment& a) noexcept {
+  a.src = load_be32(b.vip_addr4);
+  a.sport = b.vip_port;
 }
 // A copy of a return packet's view (bytewise: fields its parse left
 // unwritten are copied, not read), from the VIP.
@@ -371,7 +373,7 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
           }
         }
         w.tracker->count_parse(packet::ParseResult::Tcp);
-        if (mt.dir == LbDir::Out) from_vip(s, mt.vip, a);
+        if (mt.dir == LbDir::Out) from_vip(s.slots[mt.slot], a);
         w.tracker->prepare<false>(a, keys, kept);
         lite[kept] = true;
         keep[kept++] = i;
@@ -515,14 +517,14 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
         drop(m, w.counters.lb_dropped_backend_mismatch);
         return;
       }
-      const lb::VipSlot& vs = s.vips[mt.vip];
       if (!lb::route(s, family, dst, out_port, nexthop)) {
         drop(m, w.counters.lb_dropped_no_route);
         return;
       }
-      new_addr = vs.addr;
-      new_port = vs.port;
-      nat = s.slots[slot].nat_out;
+      const lb::BackendSlot& b = s.slots[slot];  // slot == mt.slot: its VIP is mt.vip
+      new_addr = family == 4 ? b.vip_addr4 : s.vips[mt.vip].addr;
+      new_port = b.vip_port;
+      nat = b.nat_out;
       hop = nexthop != dst ? &w.gateway_hops[family == 6][out_port] : nullptr;  // a gateway, or on link
     }
     if (invalid) {

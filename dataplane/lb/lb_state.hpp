@@ -69,7 +69,12 @@ struct BackendSlot {
   // to backend on the way in, backend to VIP on the way out (fill_slot()).
   NatChange4 nat_in;
   NatChange4 nat_out;
-  std::uint32_t pad[3];
+  // Its VIP's port, and IPv4 address (network order): what a return packet
+  // is rewritten to and tracked as, from the slot's line that
+  // classification read, not the VipSlot's.
+  std::uint16_t vip_port;
+  std::uint8_t vip_addr4[4];
+  std::uint8_t pad[6];
 };
 static_assert(sizeof(BackendSlot) == 64);
 
@@ -442,9 +447,11 @@ inline bool fill_slot(State& s, std::uint32_t b, std::uint32_t vip, const config
              : be.state == config::BackendState::Draining ? SlotState::Draining
                                                           : SlotState::Down;
   const VipSlot& vs = s.vips[vip];
+  bs.vip_port = vs.port;
   if (bs.family == 4 && vs.family == 4) {
     bs.nat_in = nat_change4(vs.addr, vs.port, bs.addr, bs.port);
     bs.nat_out = nat_change4(bs.addr, bs.port, vs.addr, vs.port);
+    std::memcpy(bs.vip_addr4, vs.addr, 4);
   }
   const std::uint8_t* nh = nullptr;
   if (!route(s, bs.family, bs.addr, bs.out_port, nh)) return false;

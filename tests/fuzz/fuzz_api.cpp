@@ -243,6 +243,9 @@ void check_lb_state(const lb::State& s) {
     FUZZ_CHECK(lb::for_each_slot(s, bs.family, bs.addr, bs.port, [&](std::uint32_t i) { return i == b; }),
                "slot %u (%s) not found by its address and port", b,
                lb::endpoint_text(bs.family, bs.addr, bs.port).c_str());
+    const lb::VipSlot& vs = s.vips[bs.vip];
+    FUZZ_CHECK(bs.vip_port == vs.port && (bs.family != 4 || std::memcmp(bs.vip_addr4, vs.addr, 4) == 0),
+               "slot %u: its copy of VIP %s's endpoint differs", b, vs.name);
     if (bs.family == 4) {  // the worker's IPv4 index: a slot of this endpoint, multi if it has more
       unsigned n = 0;
       lb::for_each_slot(s, 4, bs.addr, bs.port, [&](std::uint32_t) { return ++n, false; });

@@ -215,6 +215,16 @@ TEST_F(LbState, InitFillsVipsSlotsAndPorts) {
   EXPECT_EQ(s_.slots[0].vip, kWeb);
   EXPECT_EQ(s_.slots[4].vip, kWeb6);
   EXPECT_EQ(s_.slots[7].vip, kApi);
+  // Each slot carries its VIP's port, and an IPv4 one its VIP's address (a return packet's rewrite).
+  for (std::uint32_t b = 0; b < s_.slot_count; ++b) {
+    const lb::VipSlot& v = s_.vips[s_.slots[b].vip];
+    EXPECT_EQ(s_.slots[b].vip_port, v.port) << "slot " << b;
+    if (v.family == 4) {
+      EXPECT_EQ(0, std::memcmp(s_.slots[b].vip_addr4, v.addr, 4)) << "slot " << b;
+    }
+  }
+  EXPECT_EQ(s_.slots[7].vip_port, 8080);
+  EXPECT_EQ(s_.slots[0].vip_port, 80);
 }
 
 TEST(LbStateInit, RefusesABackendWithNoRoute) {
