@@ -652,10 +652,13 @@ class Harness:
         args = self.args
         names = [s["name"] for s in SCENARIOS]
         chosen = SCENARIOS if not args.scenarios else []
+        if args.capacity:  # the flow table of every scenario that does not size its own (the flood's)
+            chosen = [s if "capacity_v4" in s else {**s, "capacity_v4": args.capacity} for s in chosen]
         for name in (args.scenarios.split(",") if args.scenarios else []):
             if name not in names:
                 raise RunError(f"unknown scenario '{name}' (expected some of: {', '.join(names)})")
-            chosen.append(next(s for s in SCENARIOS if s["name"] == name))
+            scn = next(s for s in SCENARIOS if s["name"] == name)
+            chosen.append(scn if "capacity_v4" in scn or not args.capacity else {**scn, "capacity_v4": args.capacity})
         for scn in list(chosen):  # a flood scenario's ratio needs its baseline in the same invocation
             if scn.get("baseline") and scn["baseline"] not in [c["name"] for c in chosen]:
                 chosen.insert(chosen.index(scn), next(s for s in SCENARIOS if s["name"] == scn["baseline"]))
@@ -727,7 +730,8 @@ class Harness:
         report = summarize(chosen, results, tsc_hz)
         header = (f"ctlb throughput harness: {cpu}, TSC {tsc_hz / 1e9:.3f} GHz, rev {rev}, load {load:.2f} at start; "
                   f"{args.reps} run(s) of each DUT per scenario, alternated; warm-up {args.warmup} s, "
-                  f"window {args.window} s")
+                  f"window {args.window} s" +
+                  (f"; flow table capacity {args.capacity} (--capacity)" if args.capacity else ""))
         text = render(header, chosen, report)
         print(text)
         out_json = os.path.join(self.cache, "throughput.json")
@@ -750,7 +754,7 @@ def ctlb_config(scn, prefix, mbufs, meta, work, eal_args="[--huge-unlink]", repl
     port east a net_null sink."""
     rx = f"net_pcap0,rx_pcap={meta['pcap']}" + (",infinite_rx=1" if replay else "")
     if scn.get("mode") == "lb":
-        return lb_config(prefix, mbufs, meta, work, eal_args, rx)
+        return lb_config(prefix, mbufs, meta, work, eal_args, rx, scn.get("capacity_v4", CAPACITY_V4))
     limit = scn.get("new_flow_limit")
     return (config_head("inline", prefix, mbufs, meta, eal_args, rx) +
             "    peer: east\n"
@@ -776,7 +780,7 @@ def config_head(mode, prefix, mbufs, meta, eal_args, rx):
             f"    devargs: {rx}\n")
 
 
-def lb_config(prefix, mbufs, meta, work, eal_args, rx):
+def lb_config(prefix, mbufs, meta, work, eal_args, rx, capacity_v4=CAPACITY_V4):
     """ctlb's configuration in mode lb for a capture written with --lb-backends: the VIPs and pools of its
     summary, every output frame through port east."""
     lb = meta.get("lb")
@@ -806,7 +810,7 @@ def lb_config(prefix, mbufs, meta, work, eal_args, rx):
             "    devargs: net_null0,no-rx=1\n"
             f"    addresses: {json.dumps(east)}\n"
             f"    gateway: {json.dumps(gateways)}\n"
-            f"tracking: {{capacity_v4: {CAPACITY_V4}, capacity_v6: {CAPACITY_V6}, invalid_policy: forward}}\n"
+            f"tracking: {{capacity_v4: {capacity_v4}, capacity_v6: {CAPACITY_V6}, invalid_policy: forward}}\n"
             "lb:\n"
             f"  neighbours: {json.dumps(neighbours)}\n"
             f"  vips: {json.dumps(vips)}\n"
@@ -1000,7 +1004,7 @@ def checks(scn, meta, stats, final=True):
     problems = []
     if stats.get("untracked_table_full"):
         problems.append(f"untracked_table_full={stats['untracked_table_full']} with {meta['connections']} "
-                        f"connections per pass and capacity {CAPACITY_V4}")
+                        f"connections per pass and capacity {scn.get('capacity_v4', CAPACITY_V4)}")
     if stats.get("invalid"):
         problems.append(f"invalid={stats['invalid']}")
     for k in ("port_west_tx_dropped", "port_east_tx_dropped", "handover_dropped", "dropped_no_peer"):
@@ -1273,10 +1277,16 @@ def main():
     ap.add_argument("--scenarios", help="comma list of: " + ", ".join(s["name"] for s in SCENARIOS))
     ap.add_argument("--seed", type=int, default=1, help="flow generator seed (default 1)")
     ap.add_argument("--testpmd", default="/usr/bin/dpdk-testpmd")
+    ap.add_argument("--capacity", type=int, metavar="N",
+                    help="IPv4 flow table capacity of every scenario but the flood's (default 2097152, a power "
+                         "of two): how much of ctlb's cost is the index's size, e.g. page walks on a guest whose "
+                         "host maps its memory with 4 KiB pages (build/bench/ctlb_tlb_reach tells)")
     ap.add_argument("--baseline-dataplane", metavar="BINARY",
                     help="also run this ctlb-dataplane (e.g. an earlier revision's build) as DUT ctlb-base, "
                          "alternated with the others, to compare two revisions in one invocation")
     args = ap.parse_args()
+    if args.capacity is not None and (args.capacity < 1024 or args.capacity & (args.capacity - 1)):
+        ap.error(f"--capacity must be a power of two >= 1024 (found {args.capacity})")
     if args.reps is None:
         args.reps = 1 if args.quick else 3
     if args.warmup is None:

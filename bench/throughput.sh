@@ -17,6 +17,13 @@
 #   bench/throughput.sh [--quick] [--reps N] [--warmup S] [--window S]
 #                       [--scenarios syn-1M,established-10k,lb-established-10k,flood-10M,...]
 #                       [--seed N] [--with-ager] [--baseline-dataplane BINARY]
+#                       [--capacity N]
+#
+# --capacity: the IPv4 flow table's capacity in every scenario but the
+# flood's (default 2M, a power of two). A table much larger than its flows
+# spreads their index buckets over many pages: where the TLB holds only
+# 4 KiB translations (a guest whose host maps it with 4 KiB pages;
+# build/bench/ctlb_tlb_reach tells), each packet then pays a page walk.
 #
 # --baseline-dataplane: another ctlb-dataplane build (an earlier revision,
 # say) run as a third DUT, ctlb-base, alternated with the others on the same
