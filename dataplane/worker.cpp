@@ -157,10 +157,10 @@ struct LbMeta {
 };
 
 // Which way a TCP segment goes: In, to a VIP (address and port); Out, from
-// a backend slot (the first found, `multi` if the backend is in several
-// VIPs). False for neither.
-// IPv4 (addresses in host order), from the IPv4 indices: both lookups are
-// independent, so a return packet's second one need not wait for the first.
+// a backend slot (one of them, `multi` if the backend is in several VIPs).
+// False for neither. IPv4 (addresses in host order), from the IPv4
+// indices: the two lookups are independent, so a return packet's second one
+// need not wait for the first.
 inline bool classify4(const lb::State& s, std::uint32_t src, std::uint16_t sport, std::uint32_t dst,
                       std::uint16_t dport, LbMeta& mt) noexcept {
   mt = LbMeta{LbDir::None, 0, lb::kNoVip, 0};
@@ -179,6 +179,7 @@ inline bool classify4(const lb::State& s, std::uint32_t src, std::uint16_t sport
   mt.vip = s.slots[slot].vip;
   return true;
 }
+// The same for either family (IPv6: the general indices).
 inline bool classify(const lb::State& s, std::uint8_t family, const std::uint8_t* src, std::uint16_t sport,
                      const std::uint8_t* dst, std::uint16_t dport, LbMeta& mt) noexcept {
   if (family == 4) return classify4(s, load_be32(src), sport, load_be32(dst), dport, mt);
