@@ -585,8 +585,8 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
     // retirement through its page walk while the next packet's parse and
     // classification filled the window, so walks hardly overlapped (on a
     // guest whose memory the host maps with 4 KiB pages, every bucket of a
-    // large table is a walk). Inline mode keeps them in its shorter parse
-    // loop, where this measured no better (README, Performance).
+    // large table is a walk). Inline mode's Tracker::track_frames() does the
+    // same (README, Performance).
     w.tracker->prefetch_buckets(kept, keys);
     w.tracker->find_candidates(kept, keys);
     const flow::Clock clock{now_ms};

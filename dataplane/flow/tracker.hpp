@@ -280,7 +280,7 @@ class Tracker {
     for (unsigned i = 0; i < n; ++i) {
       if (i + 1 < n) __builtin_prefetch(f[i + 1].data);
       if (packet::parse_ack_segment(f[i].data, f[i].len, f[i].wire_len, acks[tcp])) {
-        if (!keep(i, prepare(acks[tcp], keys, tcp))) {
+        if (!keep(i, prepare<false>(acks[tcp], keys, tcp))) {
           kind[i] = Kind::Gone;
           continue;
         }
@@ -294,7 +294,7 @@ class Tracker {
           count_parse(res);
           continue;
         }
-        if (!keep(i, prepare(views[i], keys, tcp))) {
+        if (!keep(i, prepare<false>(views[i], keys, tcp))) {
           kind[i] = Kind::Gone;
           continue;
         }
@@ -304,6 +304,7 @@ class Tracker {
       slot[i] = tcp++;
     }
     counters_.parse[static_cast<std::size_t>(packet::ParseResult::Tcp)] += ack_segments;
+    prefetch_buckets(tcp, keys);  // together, so that their page walks overlap
     find_candidates(tcp, keys);
 
     std::uint32_t fast = 0;
