@@ -652,13 +652,12 @@ class Harness:
         args = self.args
         names = [s["name"] for s in SCENARIOS]
         chosen = SCENARIOS if not args.scenarios else []
-        if args.capacity:  # the flow table of every scenario that does not size its own (the flood's)
-            chosen = [s if "capacity_v4" in s else {**s, "capacity_v4": args.capacity} for s in chosen]
         for name in (args.scenarios.split(",") if args.scenarios else []):
             if name not in names:
                 raise RunError(f"unknown scenario '{name}' (expected some of: {', '.join(names)})")
-            scn = next(s for s in SCENARIOS if s["name"] == name)
-            chosen.append(scn if "capacity_v4" in scn or not args.capacity else {**scn, "capacity_v4": args.capacity})
+            chosen.append(next(s for s in SCENARIOS if s["name"] == name))
+        if args.capacity:  # the flow table of every scenario that does not size its own (the flood's)
+            chosen = [s if "capacity_v4" in s else {**s, "capacity_v4": args.capacity} for s in chosen]
         for scn in list(chosen):  # a flood scenario's ratio needs its baseline in the same invocation
             if scn.get("baseline") and scn["baseline"] not in [c["name"] for c in chosen]:
                 chosen.insert(chosen.index(scn), next(s for s in SCENARIOS if s["name"] == scn["baseline"]))

@@ -234,6 +234,16 @@ inline std::uint32_t endpoint4_cell(std::uint32_t addr, std::uint16_t port) noex
   return static_cast<std::uint32_t>((key * 0x9E3779B97F4A7C15ull) >> (64 - kBits));
 }
 
+// Building an index (never full): the cell holding (addr, port), or the
+// empty cell where it goes.
+template <unsigned kBits>
+inline Endpoint4& endpoint4_cell_of(Endpoint4* index, std::uint32_t addr, std::uint16_t port) noexcept {
+  constexpr std::uint32_t kMask = (1u << kBits) - 1;
+  std::uint32_t i = endpoint4_cell<kBits>(addr, port);
+  while (index[i].value && !(index[i].addr == addr && index[i].port == port)) i = (i + 1) & kMask;
+  return index[i];
+}
+
 // The value of (addr, port) in an index of 2^kBits cells, or 0.
 template <unsigned kBits>
 inline std::uint16_t find_endpoint4(const Endpoint4* index, std::uint32_t addr, std::uint16_t port) noexcept {
@@ -380,25 +390,21 @@ inline void rebuild_indices(State& s) noexcept {
   }
   std::memset(s.vip4_index, 0, sizeof s.vip4_index);
   std::memset(s.slot4_index, 0, sizeof s.slot4_index);
-  constexpr std::uint32_t kVip4Mask = (1u << kVip4IndexBits) - 1;
-  constexpr std::uint32_t kSlot4Mask = (1u << kSlot4IndexBits) - 1;
   for (std::uint32_t v = 0; v < s.vip_count; ++v) {
     const VipSlot& vs = s.vips[v];
     if (vs.family != 4) continue;
     const std::uint32_t addr = load_be32(vs.addr);
-    std::uint32_t i = detail::endpoint4_cell<kVip4IndexBits>(addr, vs.port);
-    while (s.vip4_index[i].value) i = (i + 1) & kVip4Mask;
-    s.vip4_index[i] = Endpoint4{addr, vs.port, static_cast<std::uint16_t>(v + 1)};
+    // VIP endpoints are unique (init_state()), so the cell is an empty one.
+    detail::endpoint4_cell_of<kVip4IndexBits>(s.vip4_index, addr, vs.port) =
+        Endpoint4{addr, vs.port, static_cast<std::uint16_t>(v + 1)};
   }
   for (std::uint32_t b = 0; b < s.slot_count; ++b) {
     const BackendSlot& bs = s.slots[b];
     if (bs.state == SlotState::Free || bs.family != 4) continue;
     const std::uint32_t addr = load_be32(bs.addr);
-    std::uint32_t i = detail::endpoint4_cell<kSlot4IndexBits>(addr, bs.port);
-    while (s.slot4_index[i].value && !(s.slot4_index[i].addr == addr && s.slot4_index[i].port == bs.port))
-      i = (i + 1) & kSlot4Mask;
-    if (s.slot4_index[i].value) s.slot4_index[i].value |= kSlot4Multi;
-    else s.slot4_index[i] = Endpoint4{addr, bs.port, static_cast<std::uint16_t>(b + 1)};
+    Endpoint4& cell = detail::endpoint4_cell_of<kSlot4IndexBits>(s.slot4_index, addr, bs.port);
+    if (cell.value) cell.value |= kSlot4Multi;
+    else cell = Endpoint4{addr, bs.port, static_cast<std::uint16_t>(b + 1)};
   }
 }
 

@@ -37,6 +37,12 @@ config::IpAddr ip(const char* text) {
 
 config::Prefix prefix(const char* addr, std::uint8_t len) { return {ip(addr), len}; }
 
+// An IPv4 address (host order) as text.
+std::string dotted(std::uint32_t a) {
+  return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 255) + "." + std::to_string((a >> 8) & 255) + "." +
+         std::to_string(a & 255);
+}
+
 config::Backend backend(const char* addr, std::uint16_t port, std::uint32_t weight = 1,
                         config::BackendState state = config::BackendState::Active) {
   config::Backend b;
@@ -302,10 +308,6 @@ TEST(LbStateRoute, NoGatewayNoRoute) {
 // every prefix.
 TEST(LbStateRoute, CompiledIpv4RoutesAnswerAsThePortScan) {
   std::mt19937 rng(2026);
-  auto dotted = [](std::uint32_t a) {
-    return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 255) + "." + std::to_string((a >> 8) & 255) +
-           "." + std::to_string(a & 255);
-  };
   auto near = [&]() { return 0x0a000000u | (rng() % 4) << 16 | (rng() % 4) << 8 | (rng() % 256); };
   std::uint64_t routed = 0, by_gateway = 0, unrouted = 0;
   for (int round = 0; round < 300; ++round) {
@@ -640,10 +642,6 @@ TEST(LbStateApply, OwnAddressOrVipIsRefused) {
 // apply() makes (a removed backend keeps its slot; Free slots are not there).
 TEST(LbStateIndex, Ipv4IndicesAnswerAsTheGeneralLookups) {
   std::mt19937 rng(1624);
-  auto dotted = [](std::uint32_t a) {
-    return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 255) + "." + std::to_string((a >> 8) & 255) +
-           "." + std::to_string(a & 255);
-  };
   // Few addresses and ports, so that endpoints repeat across VIPs and lookups near a present one miss.
   auto backend_addr = [&]() { return 0x0a000000u | (rng() % 2) << 16 | (rng() % 64); };
   auto backend_port = [&]() { return static_cast<std::uint16_t>(8080 + rng() % 4); };
@@ -712,7 +710,8 @@ TEST(LbStateIndex, Ipv4IndicesAnswerAsTheGeneralLookups) {
       for (std::uint32_t slot = 0; slot < s.slot_count; ++slot)
         if (s.slots[slot].family == 4) check(s, ctlb::load_be32(s.slots[slot].addr), s.slots[slot].port, round);
       for (int q = 0; q < 200; ++q) check(s, q % 4 == 0 ? rng() : backend_addr(), backend_port(), round);
-      for (int q = 0; q < 20; ++q) check(s, 0xc6126400u | rng() % 10, static_cast<std::uint16_t>(78 + rng() % 70), round);
+      for (int q = 0; q < 20; ++q)  // near the VIPs
+        check(s, 0xc6126400u | rng() % 10, static_cast<std::uint16_t>(78 + rng() % 70), round);
     }
   }
   // The rounds covered each outcome.
