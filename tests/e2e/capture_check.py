@@ -33,7 +33,7 @@ def parse(frame):
         return None
     ip = frame[14:]
     out = {"problem": None, "ip_ok": False, "tcp_ok": None, "proto": None, "src": None, "dst": None,
-           "sport": None, "dport": None, "seq": None, "flags": 0}
+           "sport": None, "dport": None, "seq": None, "ack": None, "flags": 0, "payload": 0}
     if len(ip) < 20 or ip[0] >> 4 != 4:
         out["problem"] = "not an IPv4 header"
         return out
@@ -57,8 +57,9 @@ def parse(frame):
         return out
     pseudo = ip[12:20] + struct.pack("!BBH", 0, IPPROTO_TCP, len(seg))
     out["tcp_ok"] = ctlbtest.ones_complement_sum(pseudo + seg) == 0xFFFF
-    out["sport"], out["dport"], out["seq"] = struct.unpack("!HHI", seg[:8])
+    out["sport"], out["dport"], out["seq"], out["ack"] = struct.unpack("!HHII", seg[:12])
     out["flags"] = seg[13]
+    out["payload"] = len(seg) - (seg[12] >> 4) * 4
     return out
 
 
