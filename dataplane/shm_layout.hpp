@@ -12,7 +12,7 @@
 namespace ctlb::shm {
 
 inline constexpr std::uint64_t kShmMagic = 0x63746c62'73686d31ull;  // "ctlbshm1"
-inline constexpr std::uint32_t kShmLayoutVersion = 9;  // 2: transitions, handshake histograms; 3: lb mode; 4: new-flow limit; 5: device counters; 6: compiled IPv4 routes in lb::State; 7: NAT checksum changes in lb::BackendSlot; 8: IPv4 classification indices in lb::State; 9: the VIP endpoint in lb::BackendSlot
+inline constexpr std::uint32_t kShmLayoutVersion = 10;  // 2: transitions, handshake histograms; 3: lb mode; 4: new-flow limit; 5: device counters; 6: compiled IPv4 routes in lb::State; 7: NAT checksum changes in lb::BackendSlot; 8: IPv4 classification indices in lb::State; 9: the VIP endpoint in lb::BackendSlot; 10: the rst_after_close reason
 inline constexpr std::uint32_t kMaxWorkers = static_cast<std::uint32_t>(config::kMaxWorkers);
 inline constexpr std::uint32_t kMaxPorts = static_cast<std::uint32_t>(config::kMaxPorts);
 inline constexpr std::uint32_t kNameLen = 32;  // RTE_MEMZONE_NAMESIZE

@@ -578,6 +578,11 @@ inline Outcome track(State& s, const packet::PacketView& p, Dir dir, Millis now,
   }
 
   // In window from here on.
+  // Both sides had closed: the RST answers a segment that came after (a late
+  // retransmission, a reordered one), not a connection cut short. Counted
+  // apart so that an operator can tell the two kinds of reset.
+  if (index == Index::Rst && old_state == CtState::TimeWait && out.reason == Reason::Ok)
+    out.reason = Reason::RstAfterClose;
   const CtState new_state = static_cast<CtState>(next);
   st.last_index = static_cast<std::uint32_t>(index);
   st.last_dir = static_cast<std::uint32_t>(d);

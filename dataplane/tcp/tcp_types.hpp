@@ -97,7 +97,9 @@ enum class Verdict : std::uint8_t { Accept, Invalid, Drop };
   X(SeqOverWindow, "seq_over_window", true, "sequence number over the receiver's window")         \
   X(AckOverSent, "ack_over_sent", true, "acknowledges data never sent")                            \
   X(NoEntry, "untracked_table_full", false, "no table room: passed untracked")                     \
-  X(RateLimited, "new_flow_rate_limited", false, "would open a connection over the worker's new-flow limit: dropped")
+  X(RateLimited, "new_flow_rate_limited", false, "would open a connection over the worker's new-flow limit: dropped") \
+  X(RstAfterClose, "rst_after_close", false,                                                       \
+    "RST on a connection both sides had closed (TIME_WAIT): an endpoint's answer to a stray segment")
 
 enum class Reason : std::uint8_t {
 #define CTLB_X(e, n, inv, d) e,

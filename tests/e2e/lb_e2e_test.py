@@ -38,7 +38,8 @@ the source of the answers back to the VIP; the client's address is kept.
             connection per request; tcpdump dropped nothing; no endpoint
             resets a connection except late, after a finished close (see
             judge_resets), and `lb --json` counts as many resets per backend
-            as the captures show the dataplane forwarded.
+            as the captures show the dataplane forwarded; the late ones are
+            those ctlb counts as reason rst_after_close.
 
 --kernel-standin runs everything but ctlb: ns dp becomes a Linux router with
 nftables DNAT (numgen random, weights 1:2:1), the drain replaces the rule.
@@ -492,10 +493,11 @@ def judge_resets(packets_by_side):
     connection first (it had sent its FIN, seen it acknowledged and seen the
     peer's FIN), its answer to a stray segment of a finished connection. That
     happens with real stacks: a backend's tail-loss probe retransmits its FIN
-    while the ACK that ends the connection is on its way, and the veth path
-    (each sending CPU queues its own packets) may hand the two to the
-    dataplane in either order, so the client, closed by the ACK, resets the
-    FIN that follows. A reset anywhere else (a connection cut short, a
+    while the ACK that ends the connection is on its way, and the veth and
+    bridge path (each sending CPU queues its own packets) may deliver the two
+    in either order (seen reordered before s0 and between s0 and the
+    dataplane), so the client, closed by the ACK, resets the FIN that follows.
+    ctlb counts these as reason rst_after_close (a RST in TIME_WAIT). A reset anywhere else (a connection cut short, a
     segment sent to a backend that never had the connection) is not late.
 
     Returns (late, other, lines): lines hold each reset's connection history
@@ -752,7 +754,7 @@ def main():
 
         # The counters once every connection is over (late resets come after
         # its last request), read while the captures still run.
-        rows_end = ctlb.lb_backends() if ctlb else None
+        rows_end, stats_end = (ctlb.lb_backends(), ctlb.stats()) if ctlb else (None, None)
         dropped = {side: c.stop() for side, c in captures.items()}
         packets_by_side = {side: check_capture(check, capture_check, c.path, dropped[side], side,
                                                {n: totals.get(n, 0) for n in BACKENDS})
@@ -767,6 +769,10 @@ def main():
             forwarded = resets_forwarded(packets_by_side)
             check(counted == {n: forwarded.get(n, 0) for n in BACKENDS} and set(forwarded) <= set(BACKENDS),
                   f"lb --json resets {counted} equal the resets the captures show forwarded {dict(forwarded)}")
+            # ctlb tells late resets apart by itself: a RST on a TIME_WAIT entry.
+            check(stats_end["reason_rst_after_close"] == len(late),
+                  f"stats reason_rst_after_close {stats_end['reason_rst_after_close']} equals the late resets in "
+                  f"the captures ({len(late)})")
 
         if ctlb:
             ctl_rc, dp_rc, final = ctlb.stop()

@@ -293,6 +293,49 @@ TEST(TcpRst, InEstablishedClosesBothEndpoints) {
   }
 }
 
+// The e2e test's late reset: the server closed first, the connection reached
+// TIME_WAIT, then the server's FIN came again (a tail-loss probe overtaken by
+// the last ACK) and the client, closed, answered it with a RST whose
+// sequence number is the probe's ACK. Accepted (the tuple may be reused) and
+// told apart from a reset of an open connection.
+TEST(TcpRst, AfterBothSidesClosedIsRstAfterClose) {
+  Conn k;
+  established(k);
+  EXPECT_TRUE(Accepted(k.s(FA, kSn, kCn), CtState::FinWait, EpState::CloseWait, EpState::FinWait1));
+  EXPECT_TRUE(Accepted(k.c(A, kCn, kSn + 1), CtState::CloseWait, EpState::CloseWait, EpState::FinWait2));
+  EXPECT_TRUE(Accepted(k.c(FA, kCn, kSn + 1), CtState::LastAck, EpState::LastAck, EpState::TimeWait));
+  EXPECT_TRUE(Accepted(k.s(A, kSn + 1, kCn + 1), CtState::TimeWait, EpState::Closed, EpState::TimeWait));
+  const TrackResult probe = k.s(FA, kSn, kCn);
+  EXPECT_EQ(probe.verdict, Verdict::Accept) << str(probe.reason);
+  const TrackResult r = k.c(R, kCn, 0);
+  EXPECT_TRUE(Accepted(r, CtState::Close, EpState::Closed, EpState::Closed));
+  EXPECT_EQ(r.reason, Reason::RstAfterClose) << str(r.reason);
+  EXPECT_EQ(k.counters().reasons[static_cast<int>(Reason::RstAfterClose)], 1u);
+}
+
+// Resets before both sides closed keep reason ok: in ESTABLISHED, and in
+// LAST_ACK (one FIN each way, the last not yet acknowledged).
+TEST(TcpRst, BeforeBothSidesClosedIsOk) {
+  {
+    Conn k;
+    established(k);
+    const TrackResult r = k.c(RA, kCn, kSn);
+    EXPECT_TRUE(Accepted(r, CtState::Close, EpState::Closed, EpState::Closed));
+    EXPECT_EQ(r.reason, Reason::Ok) << str(r.reason);
+  }
+  {
+    Conn k;
+    established(k);
+    ASSERT_EQ(k.s(FA, kSn, kCn).state, CtState::FinWait);
+    ASSERT_EQ(k.c(FA, kCn, kSn + 1).state, CtState::LastAck);
+    const TrackResult r = k.c(RA, kCn + 1, kSn + 1);
+    EXPECT_EQ(r.verdict, Verdict::Accept) << str(r.reason);
+    EXPECT_EQ(r.state, CtState::Close);
+    EXPECT_EQ(r.reason, Reason::Ok) << str(r.reason);
+    EXPECT_EQ(k.counters().reasons[static_cast<int>(Reason::RstAfterClose)], 0u);
+  }
+}
+
 TEST(TcpRst, FarOutsideIsInvalidAndStateUnchanged) {
   Conn k;
   established(k);
