@@ -22,7 +22,7 @@ TROUBLE = ("untracked_table_full", "flows_evicted", "flows_reclaimed", "dropped_
 STATES = ("SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT", "LAST_ACK", "TIME_WAIT", "CLOSE",
           "SYN_SENT2")
 ACCEPT_REASONS = ("ok", "reopened", "ignored_out_of_sync", "ignored_challenge_ack", "ignored_old_data",
-                  "ignored_overshoot", "liberal", "untracked_table_full")
+                  "ignored_overshoot", "liberal", "untracked_table_full", "rst_after_close")
 
 
 def connect(prefix):

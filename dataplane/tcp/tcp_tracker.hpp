@@ -578,10 +578,12 @@ inline Outcome track(State& s, const packet::PacketView& p, Dir dir, Millis now,
   }
 
   // In window from here on.
-  // Both sides had closed: the RST answers a segment that came after (a late
-  // retransmission, a reordered one), not a connection cut short. Counted
-  // apart so that an operator can tell the two kinds of reset.
-  if (index == Index::Rst && old_state == CtState::TimeWait && out.reason == Reason::Ok)
+  // The connection was over (both sides had closed, or a RST had ended it):
+  // the RST answers a segment that came after (a late retransmission, a
+  // reordered one), not a connection cut short. Counted apart so that an
+  // operator can tell the two kinds of reset.
+  if (index == Index::Rst && (old_state == CtState::TimeWait || old_state == CtState::Close) &&
+      out.reason == Reason::Ok)
     out.reason = Reason::RstAfterClose;
   const CtState new_state = static_cast<CtState>(next);
   st.last_index = static_cast<std::uint32_t>(index);

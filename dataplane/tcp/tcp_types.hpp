@@ -99,7 +99,7 @@ enum class Verdict : std::uint8_t { Accept, Invalid, Drop };
   X(NoEntry, "untracked_table_full", false, "no table room: passed untracked")                     \
   X(RateLimited, "new_flow_rate_limited", false, "would open a connection over the worker's new-flow limit: dropped") \
   X(RstAfterClose, "rst_after_close", false,                                                       \
-    "RST on a connection both sides had closed (TIME_WAIT): an endpoint's answer to a stray segment")
+    "RST on a connection already over (TIME_WAIT, or CLOSE after a RST): an answer to a stray segment")
 
 enum class Reason : std::uint8_t {
 #define CTLB_X(e, n, inv, d) e,

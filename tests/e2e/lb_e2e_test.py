@@ -489,20 +489,23 @@ def flag_names(flags):
 
 def judge_resets(packets_by_side):
     """Every reset an endpoint sent, judged in the capture next to it (the
-    client's on c0, a backend's on s0): late when its sender had closed the
-    connection first (it had sent its FIN, seen it acknowledged and seen the
-    peer's FIN), its answer to a stray segment of a finished connection. That
-    happens with real stacks: a backend's tail-loss probe retransmits its FIN
-    while the ACK that ends the connection is on its way, and the veth and
+    client's on c0, a backend's on s0): late when the connection was over for
+    its sender (it had sent its FIN and seen it acknowledged, and acknowledged
+    the peer's FIN), its answer to a stray segment of a finished connection.
+    That happens with real stacks: a backend's tail-loss probe retransmits its
+    FIN while the ACK that ends the connection is on its way, and the veth and
     bridge path (each sending CPU queues its own packets) may deliver the two
     in either order (seen reordered before s0 and between s0 and the
     dataplane), so the client, closed by the ACK, resets the FIN that follows.
-    ctlb counts these as reason rst_after_close (a RST in TIME_WAIT). A reset anywhere else (a connection cut short, a
-    segment sent to a backend that never had the connection) is not late.
+    ctlb counts these as reason rst_after_close. A reset anywhere else (a
+    connection cut short, a backend answering a segment of a connection it
+    never had) is not late.
 
     Returns (late, other, lines): lines hold each reset's connection history
     on both sides, for the log."""
-    connections = {}  # (side, client port) -> the state of the port's latest connection
+    # (side, client port, server address: a backend on s0, the VIP on c0) ->
+    # the state of the latest connection between them
+    connections = {}
     late, other, ports = [], [], set()
     for side, packets in packets_by_side.items():
         for p in packets:
@@ -511,13 +514,16 @@ def judge_resets(packets_by_side):
             from_client = p["src"] == CLIENT
             port = p["sport"] if from_client else p["dport"]
             me, peer = ("client", "server") if from_client else ("server", "client")
-            key = (side, port)
+            key = (side, port, p["dst"] if from_client else p["src"])
             if from_client and p["flags"] & 0x12 == 0x02:
                 c = connections.get(key)
                 if c is None or c["isn"] != p["seq"]:  # a new connection (not a retransmitted SYN)
                     connections[key] = {"isn": p["seq"], "fin": {}, "fin_acked": set()}
             c = connections.get(key)
-            if c is None:
+            if c is None:  # no SYN between them: a reset is of a connection this server never had
+                if p["flags"] & 0x04 and side == ("client" if from_client else "backend"):
+                    other.append(f"{side} capture, from {p['src']} with no connection (client port {port})")
+                    ports.add(port)
                 continue
             if p["flags"] & 0x10 and peer in c["fin"] and seq_after(p["ack"], c["fin"][peer]):
                 c["fin_acked"].add(peer)
@@ -526,7 +532,7 @@ def judge_resets(packets_by_side):
             if p["flags"] & 0x04 and side == ("client" if from_client else "backend"):
                 where = f"{side} capture, from the {me} (client port {port})"
                 ports.add(port)
-                if me in c["fin_acked"] and peer in c["fin"]:
+                if me in c["fin_acked"] and peer in c["fin_acked"]:
                     late.append(where)
                 else:
                     other.append(where)
@@ -544,17 +550,21 @@ def judge_resets(packets_by_side):
 def resets_forwarded(packets_by_side):
     """Resets the dataplane sent, per backend: the client's towards a backend
     (on s0) and the backends' towards the client (on c0, from the VIP; their
-    backend is the one the port's latest SYN went to on s0)."""
+    backend is the one whose RST with the same port and sequence number
+    passed s0; "?" if none did)."""
+    def resets(side):
+        return [p for p in packets_by_side[side] if not p["problem"] and p["proto"] == 6 and p["flags"] & 0x04]
     counted = collections.Counter()
-    for p in packets_by_side["backend"]:
-        if not p["problem"] and p["proto"] == 6 and p["flags"] & 0x04 and p["src"] == CLIENT:
+    from_backends = collections.defaultdict(list)  # (client port, seq) -> the backends that sent such a RST
+    for p in resets("backend"):
+        if p["src"] == CLIENT:
             counted[BY_ADDRESS.get(p["dst"], p["dst"])] += 1
-    to_client = [p for p in packets_by_side["client"]
-                 if not p["problem"] and p["proto"] == 6 and p["flags"] & 0x04 and p["src"] == VIP]
-    for r in to_client:
-        syns = [p for p in packets_by_side["backend"] if not p["problem"] and p["proto"] == 6 and p["src"] == CLIENT
-                and p["sport"] == r["dport"] and p["flags"] & 0x12 == 0x02 and p["time"] <= r["time"]]
-        counted[BY_ADDRESS.get(syns[-1]["dst"], "?") if syns else "?"] += 1
+        else:
+            from_backends[(p["dport"], p["seq"])].append(BY_ADDRESS.get(p["src"], p["src"]))
+    for r in resets("client"):
+        if r["src"] == VIP:
+            senders = from_backends.get((r["dport"], r["seq"]))
+            counted[senders.pop(0) if senders else "?"] += 1
     return counted
 
 

@@ -311,10 +311,17 @@ TEST(TcpRst, AfterBothSidesClosedIsRstAfterClose) {
   EXPECT_TRUE(Accepted(r, CtState::Close, EpState::Closed, EpState::Closed));
   EXPECT_EQ(r.reason, Reason::RstAfterClose) << str(r.reason);
   EXPECT_EQ(k.counters().reasons[static_cast<int>(Reason::RstAfterClose)], 1u);
+  // The probe again (its retransmission timer), the client's RST again: the
+  // entry is in CLOSE now, and the RST is as late as the first.
+  k.s(FA, kSn, kCn);
+  const TrackResult again = k.c(R, kCn, 0);
+  EXPECT_TRUE(Accepted(again, CtState::Close, EpState::Closed, EpState::Closed));
+  EXPECT_EQ(again.reason, Reason::RstAfterClose) << str(again.reason);
 }
 
-// Resets before both sides closed keep reason ok: in ESTABLISHED, and in
-// LAST_ACK (one FIN each way, the last not yet acknowledged).
+// Resets before the connection is over keep reason ok: in ESTABLISHED (a
+// second RST after it is late), and in LAST_ACK (one FIN each way, the last
+// not yet acknowledged).
 TEST(TcpRst, BeforeBothSidesClosedIsOk) {
   {
     Conn k;
@@ -322,6 +329,10 @@ TEST(TcpRst, BeforeBothSidesClosedIsOk) {
     const TrackResult r = k.c(RA, kCn, kSn);
     EXPECT_TRUE(Accepted(r, CtState::Close, EpState::Closed, EpState::Closed));
     EXPECT_EQ(r.reason, Reason::Ok) << str(r.reason);
+    // The peer's RST after it: the connection is already over.
+    const TrackResult after = k.s(RA, kSn, kCn);
+    EXPECT_EQ(after.verdict, Verdict::Accept) << str(after.reason);
+    EXPECT_EQ(after.reason, Reason::RstAfterClose) << str(after.reason);
   }
   {
     Conn k;
