@@ -779,7 +779,7 @@ def main():
             forwarded = resets_forwarded(packets_by_side)
             check(counted == {n: forwarded.get(n, 0) for n in BACKENDS} and set(forwarded) <= set(BACKENDS),
                   f"lb --json resets {counted} equal the resets the captures show forwarded {dict(forwarded)}")
-            # ctlb tells late resets apart by itself: a RST on a TIME_WAIT entry.
+            # ctlb tells late resets apart by itself: a RST on a TIME_WAIT (or CLOSE) entry.
             check(stats_end["reason_rst_after_close"] == len(late),
                   f"stats reason_rst_after_close {stats_end['reason_rst_after_close']} equals the late resets in "
                   f"the captures ({len(late)})")
