@@ -483,6 +483,11 @@ def seq_after(a, b):
     return 0 < (a - b) % (1 << 32) < (1 << 31)
 
 
+def tcp_segments(packets):
+    """The well-formed TCP segments of a capture (capture_check.check()'s packets)."""
+    return [p for p in packets if not p["problem"] and p["proto"] == 6]
+
+
 def flag_names(flags):
     return "".join(c for bit, c in ((0x02, "S"), (0x10, "."), (0x08, "P"), (0x01, "F"), (0x04, "R")) if flags & bit)
 
@@ -508,12 +513,11 @@ def judge_resets(packets_by_side):
     connections = {}
     late, other, ports = [], [], set()
     for side, packets in packets_by_side.items():
-        for p in packets:
-            if p["problem"] or p["proto"] != 6:
-                continue
+        for p in tcp_segments(packets):
             from_client = p["src"] == CLIENT
             port = p["sport"] if from_client else p["dport"]
             me, peer = ("client", "server") if from_client else ("server", "client")
+            judged_here = p["flags"] & 0x04 and side == ("client" if from_client else "backend")  # its sender's side
             key = (side, port, p["dst"] if from_client else p["src"])
             if from_client and p["flags"] & 0x12 == 0x02:
                 c = connections.get(key)
@@ -521,7 +525,7 @@ def judge_resets(packets_by_side):
                     connections[key] = {"isn": p["seq"], "fin": {}, "fin_acked": set()}
             c = connections.get(key)
             if c is None:  # no SYN between them: a reset is of a connection this server never had
-                if p["flags"] & 0x04 and side == ("client" if from_client else "backend"):
+                if judged_here:
                     other.append(f"{side} capture, from {p['src']} with no connection (client port {port})")
                     ports.add(port)
                 continue
@@ -529,7 +533,7 @@ def judge_resets(packets_by_side):
                 c["fin_acked"].add(peer)
             if p["flags"] & 0x01:
                 c["fin"].setdefault(me, (p["seq"] + p["payload"]) % (1 << 32))
-            if p["flags"] & 0x04 and side == ("client" if from_client else "backend"):
+            if judged_here:
                 where = f"{side} capture, from the {me} (client port {port})"
                 ports.add(port)
                 if me in c["fin_acked"] and peer in c["fin_acked"]:
@@ -539,8 +543,8 @@ def judge_resets(packets_by_side):
     lines = []
     for port in sorted(ports)[:4]:
         lines.append(f"client port {port}:")
-        history = [(p["time"], side, p) for side, packets in packets_by_side.items() for p in packets
-                   if not p["problem"] and p["proto"] == 6 and port in (p["sport"], p["dport"])]
+        history = [(p["time"], side, p) for side, packets in packets_by_side.items() for p in tcp_segments(packets)
+                   if port in (p["sport"], p["dport"])]
         for t, side, p in sorted(history, key=lambda e: e[0]):
             lines.append(f"  {t:.6f} {side:7} {p['src']}:{p['sport']} > {p['dst']}:{p['dport']} "
                          f"[{flag_names(p['flags'])}] seq {p['seq']} ack {p['ack']} len {p['payload']}")
@@ -553,7 +557,7 @@ def resets_forwarded(packets_by_side):
     backend is the one whose RST with the same port and sequence number
     passed s0; "?" if none did)."""
     def resets(side):
-        return [p for p in packets_by_side[side] if not p["problem"] and p["proto"] == 6 and p["flags"] & 0x04]
+        return [p for p in tcp_segments(packets_by_side[side]) if p["flags"] & 0x04]
     counted = collections.Counter()
     from_backends = collections.defaultdict(list)  # (client port, seq) -> the backends that sent such a RST
     for p in resets("backend"):
