@@ -44,7 +44,8 @@ constexpr std::string_view kUsage =
     "                    with the side that holds them\n"
     "  watch             a refreshing view of rates and states, like top\n"
     "  lb                mode lb: VIPs and their backends (state, weight, Maglev share,\n"
-    "                    connections now and since start, bytes each way, resets)\n"
+    "                    connections now and since start, bytes each way, resets and\n"
+    "                    of those the late ones, after both sides had closed)\n"
     "  neighbours        mode lb: the ARP/static neighbour table (address, port, state, MAC)\n"
     "  backend OP VIP BACKEND [WEIGHT]\n"
     "                    change a VIP's pool at run time; OP is add (WEIGHT, default 1),\n"
@@ -302,7 +303,7 @@ void print_lb(const ctlb::control::Json& a) {
     std::cout << "  " << std::left << std::setw(26) << "BACKEND" << std::setw(10) << "STATE" << std::right
               << std::setw(7) << "WEIGHT" << std::setw(8) << "SHARE" << std::setw(10) << "NEW" << std::setw(9)
               << "ACTIVE" << std::setw(9) << "ENTRIES" << std::setw(14) << "BYTES IN" << std::setw(14)
-              << "BYTES OUT" << std::setw(8) << "RESETS" << '\n';
+              << "BYTES OUT" << std::setw(8) << "RESETS" << std::setw(6) << "LATE" << '\n';
     for (const auto& b : v.get("backends")->as_array()) {
       const std::string ep = str(b, "address").find(':') != std::string::npos
                                  ? "[" + str(b, "address") + "]:" + str(b, "port")
@@ -313,7 +314,8 @@ void print_lb(const ctlb::control::Json& a) {
                 << std::setw(7) << str(b, "weight") << std::setw(8) << share.str() << std::setw(10)
                 << num(b, "new_connections") << std::setw(9) << num(b, "active_connections") << std::setw(9)
                 << num(b, "connections") << std::setw(14) << num(b, "bytes_in") << std::setw(14)
-                << num(b, "bytes_out") << std::setw(8) << num(b, "resets") << '\n';
+                << num(b, "bytes_out") << std::setw(8) << num(b, "resets") << std::setw(6) << num(b, "late_resets")
+                << '\n';
     }
   }
 }

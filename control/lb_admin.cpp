@@ -65,6 +65,7 @@ void add(shm::BackendCounters& s, const shm::BackendCounters& b) {
   s.packets_out += b.packets_out;
   s.bytes_out += b.bytes_out;
   s.resets += b.resets;
+  s.late_resets += b.late_resets;
   for (std::size_t i = 0; i < flow::kHandshakeBuckets; ++i) s.syn_to_synack[i] += b.syn_to_synack[i];
   s.syn_to_synack_ms_sum += b.syn_to_synack_ms_sum;
 }
@@ -122,6 +123,7 @@ Json query_lb(const LbView& lv, const View& v) {
       bo["packets_out"] = c.packets_out;
       bo["bytes_out"] = c.bytes_out;
       bo["resets"] = c.resets;
+      bo["late_resets"] = c.late_resets;
       Json::Array hist;
       for (auto n : c.syn_to_synack) hist.push_back(n);
       bo["syn_to_synack_buckets"] = std::move(hist);
@@ -138,6 +140,7 @@ Json query_lb(const LbView& lv, const View& v) {
     vo["packets_out"] = total.packets_out;
     vo["bytes_out"] = total.bytes_out;
     vo["resets"] = total.resets;
+    vo["late_resets"] = total.late_resets;
     vips.push_back(Json(std::move(vo)));
   }
   root["mode"] = "lb";
@@ -190,6 +193,8 @@ std::string prometheus_lb(const LbView& lv, const View& v) {
       {"ctlb_lb_backend_bytes_in_total", "counter", "Bytes from clients to this backend"},
       {"ctlb_lb_backend_bytes_out_total", "counter", "Bytes from this backend to clients"},
       {"ctlb_lb_backend_resets_total", "counter", "RST segments of this backend's connections"},
+      {"ctlb_lb_backend_late_resets_total", "counter",
+       "Of those, RSTs after both sides had closed (reason rst_after_close): harmless"},
       {"ctlb_lb_backend_weight", "gauge", "Maglev weight (0: no new connections)"},
       {"ctlb_lb_backend_up", "gauge", "1 if the backend takes new connections"},
   };
@@ -201,8 +206,8 @@ std::string prometheus_lb(const LbView& lv, const View& v) {
       const lb::BackendSlot& bs = s.slots[b];
       if (bs.state == lb::SlotState::Free) continue;
       const shm::BackendCounters c = sum_counters(lv, b);
-      const std::uint64_t values[] = {c.new_connections, conns[b].entries, conns[b].active,  c.bytes_in,
-                                      c.bytes_out,       c.resets,         bs.weight,
+      const std::uint64_t values[] = {c.new_connections, conns[b].entries, conns[b].active, c.bytes_in, c.bytes_out,
+                                      c.resets,          c.late_resets,    bs.weight,
                                       bs.state == lb::SlotState::Active && bs.weight > 0 ? 1u : 0u};
       out += std::string(kMetrics[m].name) + "{vip=\"" + s.vips[bs.vip].name + "\",backend=\"" +
              lb::endpoint_text(bs.family, bs.addr, bs.port) + "\",state=\"" + lb::slot_state_name(bs.state) +

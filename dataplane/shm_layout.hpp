@@ -12,7 +12,7 @@
 namespace ctlb::shm {
 
 inline constexpr std::uint64_t kShmMagic = 0x63746c62'73686d31ull;  // "ctlbshm1"
-inline constexpr std::uint32_t kShmLayoutVersion = 10;  // 2: transitions, handshake histograms; 3: lb mode; 4: new-flow limit; 5: device counters; 6: compiled IPv4 routes in lb::State; 7: NAT checksum changes in lb::BackendSlot; 8: IPv4 classification indices in lb::State; 9: the VIP endpoint in lb::BackendSlot; 10: the rst_after_close reason
+inline constexpr std::uint32_t kShmLayoutVersion = 11;  // 2: transitions, handshake histograms; 3: lb mode; 4: new-flow limit; 5: device counters; 6: compiled IPv4 routes in lb::State; 7: NAT checksum changes in lb::BackendSlot; 8: IPv4 classification indices in lb::State; 9: the VIP endpoint in lb::BackendSlot; 10: the rst_after_close reason; 11: late resets per backend
 inline constexpr std::uint32_t kMaxWorkers = static_cast<std::uint32_t>(config::kMaxWorkers);
 inline constexpr std::uint32_t kMaxPorts = static_cast<std::uint32_t>(config::kMaxPorts);
 inline constexpr std::uint32_t kNameLen = 32;  // RTE_MEMZONE_NAMESIZE
@@ -84,6 +84,7 @@ struct BackendCounters {
   std::uint64_t packets_out;  // backend -> client
   std::uint64_t bytes_out;
   std::uint64_t resets;       // RST segments, either way
+  std::uint64_t late_resets;  // of those, after both sides had closed (reason rst_after_close)
   std::uint64_t syn_to_synack[flow::kHandshakeBuckets];
   std::uint64_t syn_to_synack_ms_sum;
 };

@@ -560,7 +560,10 @@ void process_burst_lb(WorkerContext& w, rte_mbuf** pkts, unsigned n, std::uint64
         bc.syn_to_synack_ms_sum += r.syn_to_synack_ms;
       }
     }
-    if (!is_lite && v.has(packet::tcpflag::kRst)) ++bc.resets;  // never an AckSegment
+    if (!is_lite && v.has(packet::tcpflag::kRst)) {  // never an AckSegment
+      ++bc.resets;
+      bc.late_resets += r.reason == tcp::Reason::RstAfterClose;
+    }
     if (!set_next_hop_macs(w, s, hop, family, nexthop, out_port, frame, now_ms)) {
       if (w.waiting_count == WorkerContext::kMaxWaiting) {
         drop(m, w.counters.lb_dropped_no_neighbour);

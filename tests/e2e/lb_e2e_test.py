@@ -39,7 +39,8 @@ the source of the answers back to the VIP; the client's address is kept.
             resets a connection except late, after a finished close (see
             judge_resets), and `lb --json` counts as many resets per backend
             as the captures show the dataplane forwarded; the late ones are
-            those ctlb counts as reason rst_after_close.
+            those ctlb counts as reason rst_after_close, and per backend as
+            late_resets.
 
 --kernel-standin runs everything but ctlb: ns dp becomes a Linux router with
 nftables DNAT (numgen random, weights 1:2:1), the drain replaces the rule.
@@ -506,8 +507,9 @@ def judge_resets(packets_by_side):
     connection cut short, a backend answering a segment of a connection it
     never had) is not late.
 
-    Returns (late, other, lines): lines hold each reset's connection history
-    on both sides, for the log."""
+    Returns (late, other, lines): late holds (side, client port, seq, server
+    address) of each late reset, other a description of each other reset,
+    lines each reset's connection history on both sides, for the log."""
     # (side, client port, server address: a backend on s0, the VIP on c0) ->
     # the state of the latest connection between them
     connections = {}
@@ -537,7 +539,7 @@ def judge_resets(packets_by_side):
                 where = f"{side} capture, from the {me} (client port {port})"
                 ports.add(port)
                 if me in c["fin_acked"] and peer in c["fin_acked"]:
-                    late.append(where)
+                    late.append((side, port, p["seq"], key[2]))
                 else:
                     other.append(where)
     lines = []
@@ -549,6 +551,22 @@ def judge_resets(packets_by_side):
             lines.append(f"  {t:.6f} {side:7} {p['src']}:{p['sport']} > {p['dst']}:{p['dport']} "
                          f"[{flag_names(p['flags'])}] seq {p['seq']} ack {p['ack']} len {p['payload']}")
     return late, other, lines
+
+
+def late_by_backend(late, packets_by_side):
+    """The backend of each late reset (see judge_resets): the sender's, when
+    a backend sent it (judged on s0); when the client did (judged on c0, to
+    the VIP), the destination of the same RST (port and sequence number) on
+    s0; "?" if it never passed."""
+    counted = collections.Counter()
+    for side, port, seq, server in late:
+        if side == "backend":
+            counted[BY_ADDRESS.get(server, server)] += 1
+            continue
+        to = [p["dst"] for p in tcp_segments(packets_by_side["backend"])
+              if p["flags"] & 0x04 and p["src"] == CLIENT and p["sport"] == port and p["seq"] == seq]
+        counted[BY_ADDRESS.get(to[0], to[0]) if to else "?"] += 1
+    return counted
 
 
 def resets_forwarded(packets_by_side):
@@ -787,6 +805,11 @@ def main():
             check(stats_end["reason_rst_after_close"] == len(late),
                   f"stats reason_rst_after_close {stats_end['reason_rst_after_close']} equals the late resets in "
                   f"the captures ({len(late)})")
+            counted_late = {n: rows_end[n]["late_resets"] for n in BACKENDS}
+            judged_late = late_by_backend(late, packets_by_side)
+            check(counted_late == {n: judged_late.get(n, 0) for n in BACKENDS} and set(judged_late) <= set(BACKENDS),
+                  f"lb --json late_resets {counted_late} equal the late resets in the captures, per backend "
+                  f"{dict(judged_late)}")
 
         if ctlb:
             ctl_rc, dp_rc, final = ctlb.stop()

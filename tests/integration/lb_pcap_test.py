@@ -27,11 +27,12 @@ so that what it asserts does not depend on that interleaving:
     run must pick exactly the same backends (determinism across runs and
     worker counts) and track each connection once.
  2. Conversation runs (one worker, then two): the full client side (SYN, ACK,
-    request, ACK of the response, FIN, last ACK) and the full backend side
-    (SYN-ACK, response, FIN-ACK), the latter written for the backend each
-    connection got in run 1. With invalid_policy forward and unknown_flows
-    loose, every packet is forwarded and rewritten the same way in any
-    interleaving: an entry made by the client's SYN holds the Maglev pick, an
+    request, ACK of the response, FIN, last ACK; a quarter of them add a late
+    RST after it, another quarter send a RST in its place) and the full
+    backend side (SYN-ACK, response, FIN-ACK), the latter written for the
+    backend each connection got in run 1. With invalid_policy forward and
+    unknown_flows loose, every packet is forwarded and rewritten the same way
+    in any interleaving: an entry made by the client's SYN holds the Maglev pick, an
     entry picked up from the backend side holds the backend it came from, and
     run 1 made those equal. Asserted: each output capture equals, as a
     multiset and in order per connection, the input rewritten by scapy (dst ->
@@ -43,11 +44,14 @@ so that what it asserts does not depend on that interleaving:
     one. The files are laid out in blocks so that, read at the same pace,
     the natural interleaving is causal; only when the tracker then found
     every packet valid (which proves each SYN-ACK came after its SYN) does
-    the test also require lb_new_connections == connections and every
-    connection in TIME_WAIT. Otherwise those are only bounded, and the alt
-    connections on the shared backend are left out of the exact checks: a
-    reply from a backend that serves two VIPs, seen before its connection's
-    entry, cannot tell which VIP it answers for (the entry decides).
+    the test also require lb_new_connections == connections, every
+    connection in TIME_WAIT or, after a RST, CLOSE, and the late RSTs alone
+    counted as reason rst_after_close and per backend as late_resets (all
+    RSTs as resets in any interleaving). Otherwise those are only bounded,
+    and the alt connections on the shared backend are left out of the exact
+    checks: a reply from a backend that serves two VIPs, seen before its
+    connection's entry, cannot tell which VIP it answers for (the entry
+    decides).
  3. Table full (one worker, tracking capacity 1024): 1024 connections picked
     up mid-stream, each with a data segment and an ACK each way, which makes
     its entry ASSURED in any interleaving (one side opens it, the other's
@@ -276,14 +280,29 @@ class Conn:
     def syn(self):
         return self._c("S", self.isn_c, 0, options=[("MSS", 1460), ("SAckOK", b""), ("WScale", 7)])
 
+    @property
+    def late_rst(self):
+        """A quarter of the conversations end as real stacks sometimes do: the
+        client, closed, answers a stray segment (a retransmitted FIN) with a
+        RST after its last ACK, a late reset (reason rst_after_close)."""
+        return self.cport % 4 == 0
+
+    @property
+    def aborted(self):
+        """Another quarter end with the client's RST in place of its last
+        ACK (an abortive close, as SO_LINGER 0 makes): a reset, not a late one."""
+        return self.cport % 4 == 1
+
     def client_side(self):
-        """Phases of the client's packets: SYN | ACK, request | ACK of the response | FIN | last ACK."""
+        """Phases of the client's packets: SYN | ACK, request | ACK of the response | FIN | last ACK (or
+        a RST) | a late RST or nothing."""
         c, s, q, r = self.isn_c, self.isn_s, len(self.request), len(self.response)
         return [[self.syn()],
                 [self._c("A", c + 1, s + 1, n=1), self._c("PA", c + 1, s + 1, self.request, n=2)],
                 [self._c("A", c + 1 + q, s + 1 + r, n=3)],
                 [self._c("FA", c + 1 + q, s + 1 + r, n=4)],
-                [self._c("A", c + 2 + q, s + 2 + r, n=5)]]
+                [self._c("R" if self.aborted else "A", c + 2 + q, 0 if self.aborted else s + 2 + r, n=5)],
+                [self._c("R", c + 2 + q, 0, n=6)] if self.late_rst else []]
 
     def backend_side(self):
         """Phases of the backend's packets: SYN-ACK | response | FIN-ACK."""
@@ -683,7 +702,7 @@ def conversation_inputs(conv):
     """The two files in blocks of equal size (the largest phase and 32 more,
     a multiple of the 32-packet rx burst), a phase per block, the
     other file padded with non-IP frames meanwhile: clients SYN | - | ACK,
-    request | - | ACK, FIN | - | last ACK, backends - | SYN-ACK | - |
+    request | - | ACK, FIN | - | last ACK, late RST, backends - | SYN-ACK | - |
     response | - | FIN-ACK | -. Read at the same pace, every packet comes a
     block after the one it answers: the natural interleaving is the causal
     one, a real conversation. Nothing asserted relies on it."""
@@ -698,7 +717,7 @@ def conversation_inputs(conv):
             out += block + [PAD_FRAME] * (block_size - len(block))
         return out
 
-    clients = blocks(client_phases, [[0], [1], [2, 3], [4]], [0, 2, 4, 6])
+    clients = blocks(client_phases, [[0], [1], [2, 3], [4, 5]], [0, 2, 4, 6])
     backends = blocks(backend_phases, [[0], [1], [2]], [1, 3, 5])
     return clients, backends, client_phases, backend_phases
 
@@ -777,10 +796,17 @@ def run_conversation(binaries, conv, workers, reference):
     check(n <= entries <= n + len(ambiguous), f"{name}: one flow entry per connection over all workers, none "
                                               f"tracked twice ({entries} entries for {n} connections: {g})")
     new = final.get("lb_new_connections", 0)
+    n_late = sum(c.late_rst for c in conv)
+    n_reset = sum(c.late_rst or c.aborted for c in conv)
     if causal:
-        # Every packet valid: a real conversation, seen through NAT as nf_conntrack would see it unNATed.
-        check(new == n and g == {"TIME_WAIT": n},
-              f"{name}: every connection new at its SYN ({new}) and in TIME_WAIT at the end ({g})")
+        # Every packet valid: a real conversation, seen through NAT as nf_conntrack would see it unNATed;
+        # a RST, late or not, moves its entry to CLOSE; only the late ones are counted as rst_after_close.
+        want_g = {"TIME_WAIT": n - n_reset, "CLOSE": n_reset}
+        check(new == n and g == want_g,
+              f"{name}: every connection new at its SYN ({new}), at the end in TIME_WAIT, or CLOSE after a RST "
+              f"({g}{'' if g == want_g else ', wanted ' + str(want_g)})")
+        late = final.get("reason_rst_after_close", 0)
+        check(late == n_late, f"{name}: the {n_late} late RSTs counted as reason rst_after_close ({late})")
     else:
         check(0 < new <= n, f"{name}: lb_new_connections {new} <= {n} (the rest picked up from the backend side)")
     if workers > 1:
@@ -798,10 +824,11 @@ def run_conversation(binaries, conv, workers, reference):
                       "bytes_in": sum(len(f) for c in mine for ph in c.client_side() for f in ph),
                       "packets_out": sum(len(want_out[c.key]) for c in mine),
                       "bytes_out": sum(len(f) for c in mine for ph in c.backend_side() for f in ph),
-                      "connections": len(mine), "resets": 0}
+                      "connections": len(mine), "resets": sum(c.late_rst or c.aborted for c in mine)}
             if causal:
                 want_b["new_connections"] = len(mine)
-                want_b["active_connections"] = 0  # all in TIME_WAIT
+                want_b["active_connections"] = 0  # all in TIME_WAIT or CLOSE
+                want_b["late_resets"] = sum(c.late_rst for c in mine)
             got_b = {k: b.get(k) for k in want_b}
             check(got_b == want_b and b.get("new_connections", -1) <= len(mine),
                   f"{name}: ctlbctl lb {vip_name} {a}:{p}: {got_b}"
