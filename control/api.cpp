@@ -124,8 +124,10 @@ std::string handle_api(const std::string& line, const View& view, const std::vec
       only_keys(*req, {"cmd"});
       return with_ok(query_stats(view, extra)).dump();
     }
+    // Mode lb: flows and stuck rows name their VIP and backend.
+    const lb::State* live = lb.view && lb.view->zone ? shm::live_lb_generation(*lb.view->zone) : nullptr;
     if (c == "flows") {
-      only_keys(*req, {"cmd", "state", "initiator", "responder", "older_than_s", "port", "limit"});
+      only_keys(*req, {"cmd", "state", "initiator", "responder", "older_than_s", "port", "vip", "backend", "limit"});
       FlowFilter f;
       f.state = get_state<tcp::CtState>(*req, "state", parse_ct_state, state_list_ct());
       f.initiator = get_state<tcp::EpState>(*req, "initiator", parse_ep_state, state_list_ep());
@@ -133,13 +135,23 @@ std::string handle_api(const std::string& line, const View& view, const std::vec
       if (req->get("older_than_s")) f.older_than_s = get_uint(*req, "older_than_s", 0, 100u * 86400);
       if (req->get("port")) f.port = static_cast<std::uint16_t>(get_uint(*req, "port", 0, 65535));
       f.limit = get_uint(*req, "limit", 100, kMaxLimit);
-      return with_ok(query_flows(view, f, now_ms)).dump();
+      const Json* vip = req->get("vip");
+      const Json* backend = req->get("backend");
+      if (vip || backend) {
+        if (!live) return error_line("\"vip\" and \"backend\" need the dataplane in mode lb");
+        for (const Json* x : {vip, backend})
+          if (x && !x->is_string()) throw ApiError{x == vip ? "\"vip\" must be a string" : "\"backend\" must be a string"};
+        const std::string err = select_backends(*live, vip ? &vip->as_string() : nullptr,
+                                                backend ? &backend->as_string() : nullptr, f.backend_slots);
+        if (!err.empty()) return error_line(err);
+      }
+      return with_ok(query_flows(view, f, now_ms, live)).dump();
     }
     if (c == "stuck") {
       only_keys(*req, {"cmd", "threshold_s", "limit"});
       const std::uint32_t threshold = get_uint(*req, "threshold_s", 60, 100u * 86400);
       const std::uint32_t limit = get_uint(*req, "limit", 100, kMaxLimit);
-      return with_ok(query_stuck(view, threshold, now_ms, limit)).dump();
+      return with_ok(query_stuck(view, threshold, now_ms, limit, live)).dump();
     }
     if (c == "lb") {
       only_keys(*req, {"cmd"});

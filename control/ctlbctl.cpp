@@ -76,6 +76,9 @@ constexpr std::string_view kUsage =
     "  --responder-state S   responder's endpoint state (CLOSE_WAIT, ...)\n"
     "  --older-than SECS     opened at least SECS ago\n"
     "  --port N              either endpoint's port\n"
+    "  --vip VIP             mode lb: connections to this VIP (name or ADDRESS:PORT)\n"
+    "  --backend BACKEND     mode lb: connections on this backend (ADDRESS:PORT or\n"
+    "                        [IPv6-ADDRESS]:PORT), in every VIP it serves unless --vip\n"
     "  --limit N             at most N rows (default 100)\n"
     "stuck options:\n"
     "  --threshold SECS      idle time that counts as stuck (default 60)\n"
@@ -274,9 +277,11 @@ void print_stats(const ctlb::control::Json& a) {
 
 void print_flows(const ctlb::control::Json& a, bool stuck) {
   const auto& rows = stuck ? a.get("stuck")->as_array() : a.get("flows")->as_array();
+  const bool lb = !rows.empty() && rows.front().get("backend");  // mode lb: rows name their backend
   std::cout << std::left << std::setw(48) << "FLOW (initiator > responder)" << std::setw(13) << "STATE" << std::setw(14)
             << "INITIATOR" << std::setw(14) << "RESPONDER" << std::right << std::setw(8) << "AGE" << std::setw(9)
             << "IDLE";
+  if (lb) std::cout << "  " << std::left << std::setw(stuck ? 24 : 0) << "BACKEND" << std::right;
   if (stuck) std::cout << "  HOLDER     WHY";
   std::cout << '\n';
   for (const auto& r : rows) {
@@ -285,6 +290,11 @@ void print_flows(const ctlb::control::Json& a, bool stuck) {
               << str(r, "age_s") << "s" << std::setw(8) << std::fixed << std::setprecision(1)
               << r.get("idle_s")->as_number() << "s";
     std::cout.unsetf(std::ios::fixed);
+    if (lb) {
+      const auto* b = r.get("backend");
+      std::cout << "  " << std::left << std::setw(stuck ? 24 : 0) << (b && b->is_string() ? b->as_string() : "-")
+                << std::right;
+    }
     if (stuck) std::cout << "  " << std::left << std::setw(10) << str(r, "holder") << ' ' << str(r, "why");
     std::cout << std::right << '\n';
   }
@@ -394,6 +404,8 @@ int cmd_live(std::string_view cmd, std::vector<std::string_view> args) {
     } else if (cmd == "flows" && a == "--port" && has_value) {
       if (!parse_u32(args[++i], 0, 65535, n)) return usage_error("--port expects 0..65535");
       req["port"] = n;
+    } else if (cmd == "flows" && (a == "--vip" || a == "--backend") && has_value) {
+      req[a == "--vip" ? "vip" : "backend"] = std::string(args[++i]);
     } else if ((cmd == "flows" || cmd == "stuck") && a == "--limit" && has_value) {
       if (!parse_u32(args[++i], 1, 100000, n)) return usage_error("--limit expects 1..100000");
       req["limit"] = n;

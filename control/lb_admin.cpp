@@ -31,6 +31,35 @@ std::string publish_change(shm::LbZone& z, lb::Op op, const std::string& vip, co
   return publish(z, [&](lb::State& next) { return lb::apply(next, op, v, addr, port, weight); }, wait);
 }
 
+std::string select_backends(const lb::State& s, const std::string* vip, const std::string* backend,
+                            std::vector<bool>& slots) {
+  std::uint32_t v = lb::kNoVip;
+  if (vip) {
+    v = lb::vip_by_name(s, *vip);
+    if (v == lb::kNoVip) return "no VIP '" + *vip + "' (give its name or ADDRESS:PORT)";
+  }
+  config::IpAddr addr;
+  std::uint16_t port = 0;
+  if (backend && !lb::parse_endpoint(*backend, addr, port))
+    return "backend '" + *backend + "': expected ADDRESS:PORT or [IPv6-ADDRESS]:PORT";
+  slots.assign(s.slot_count, false);
+  bool any = false;
+  for (std::uint32_t b = 0; b < s.slot_count; ++b) {
+    const lb::BackendSlot& bs = s.slots[b];
+    if (bs.state == lb::SlotState::Free || (vip && bs.vip != v)) continue;
+    if (backend && (bs.family != addr.family || bs.port != port ||
+                    std::memcmp(bs.addr, addr.bytes.data(), addr.family == 4 ? 4 : 16) != 0))
+      continue;
+    slots[b] = true;
+    any = true;
+  }
+  if (!any && backend)
+    return "no backend " + *backend + (vip ? " in VIP '" + std::string(s.vips[v].name) + "'" : " in any VIP") +
+           " (ctlbctl lb lists them)";
+  if (!any) slots.assign(1, false);  // a VIP with no backend: matches no flow (an empty filter would match all)
+  return {};
+}
+
 namespace {
 
 struct Connections {

@@ -40,6 +40,17 @@ std::string publish(shm::LbZone& z, const std::function<std::string(lb::State&)>
 std::string publish_change(shm::LbZone& z, lb::Op op, const std::string& vip, const std::string& backend,
                            std::uint32_t weight, const GraceWait& wait);
 
+// The backend slots of the flows an operator asks for (`ctlbctl flows --vip
+// VIP --backend BACKEND`, either or both; VIP a name or ADDRESS:PORT,
+// BACKEND ADDRESS:PORT or [IPv6-ADDRESS]:PORT): every slot of the VIP, every
+// VIP's slot of the backend (one serving several VIPs has one slot in
+// each), or the backend's slot in the VIP; removed backends included, as
+// their connections may still be open. Fills `slots` (indexed by slot) and
+// returns "", or returns an error message for an unknown VIP, a malformed
+// backend, or a backend that is in none of the VIPs asked about.
+std::string select_backends(const lb::State& s, const std::string* vip, const std::string* backend,
+                            std::vector<bool>& slots);
+
 // {"vips": [{name, address, port, table_size, generation, backends: [...]}]}
 // with per-backend counters summed over workers, and the connections each
 // backend has now (entries in the flow tables: all, and not yet closing).

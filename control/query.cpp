@@ -6,6 +6,7 @@
 
 #include "control/format.hpp"
 #include "control/stuck.hpp"
+#include "dataplane/lb/lb_state.hpp"
 
 namespace ctlb::control {
 
@@ -30,7 +31,7 @@ std::uint32_t age_s(const flow::Cold& c, std::uint64_t now_ms) {
 
 template <class E>
 Json flow_row(std::uint32_t worker, const E& e, const flow::Cold& c, std::uint64_t now_ms,
-              const tcp::Timeouts& timeouts, int family) {
+              const tcp::Timeouts& timeouts, int family, const lb::State* lb) {
   Json::Object o;
   o["flow"] = format_key(e.key, e.status.initiator_is_lo);
   o["family"] = family;
@@ -41,6 +42,14 @@ Json flow_row(std::uint32_t worker, const E& e, const flow::Cold& c, std::uint64
   o["age_s"] = age_s(c, now_ms);
   o["idle_s"] = elapsed_ms(static_cast<Millis>(now_ms), e.last_seen) / 1000.0;
   o["timeout_s"] = tcp::timeout_of(e.status, timeouts) / 1000.0;
+  if (lb) {
+    // Slots are never given to another backend (a removed one keeps its
+    // own), so the slot in the entry still names the backend it chose.
+    const bool known = c.backend < lb->slot_count && lb->slots[c.backend].state != lb::SlotState::Free;
+    const lb::BackendSlot* b = known ? &lb->slots[c.backend] : nullptr;
+    o["vip"] = b ? Json(std::string(lb->vips[b->vip].name)) : Json(nullptr);
+    o["backend"] = b ? Json(lb::endpoint_text(b->family, b->addr, b->port)) : Json(nullptr);
+  }
   return Json(std::move(o));
 }
 
@@ -51,12 +60,13 @@ bool matches(const FlowFilter& f, const E& e, const flow::Cold& c, std::uint64_t
   if (f.responder && e.status.responder != static_cast<std::uint32_t>(*f.responder)) return false;
   if (f.older_than_s && age_s(c, now_ms) < *f.older_than_s) return false;
   if (f.port && e.key.port[0] != *f.port && e.key.port[1] != *f.port) return false;
+  if (!f.backend_slots.empty() && (c.backend >= f.backend_slots.size() || !f.backend_slots[c.backend])) return false;
   return true;
 }
 
 }  // namespace
 
-Json query_flows(const View& v, const FlowFilter& f, std::uint64_t now_ms) {
+Json query_flows(const View& v, const FlowFilter& f, std::uint64_t now_ms, const lb::State* lb) {
   Json::Array rows;
   std::uint64_t matched = 0;
   for (std::uint32_t w = 0; w < v.workers.size(); ++w) {
@@ -64,7 +74,7 @@ Json query_flows(const View& v, const FlowFilter& f, std::uint64_t now_ms) {
       return [&, family](flow::Handle, const auto& e, const flow::Cold& c) {
         if (!matches(f, e, c, now_ms)) return;
         ++matched;
-        if (rows.size() < f.limit) rows.push_back(flow_row(w, e, c, now_ms, v.timeouts, family));
+        if (rows.size() < f.limit) rows.push_back(flow_row(w, e, c, now_ms, v.timeouts, family, lb));
       };
     };
     for_each_flow(v.workers[w].v4, visit(4));
@@ -77,7 +87,8 @@ Json query_flows(const View& v, const FlowFilter& f, std::uint64_t now_ms) {
   return Json(std::move(o));
 }
 
-Json query_stuck(const View& v, std::uint32_t threshold_s, std::uint64_t now_ms, std::uint32_t limit) {
+Json query_stuck(const View& v, std::uint32_t threshold_s, std::uint64_t now_ms, std::uint32_t limit,
+                 const lb::State* lb) {
   Json::Array rows;
   std::uint64_t matched = 0;
   for (std::uint32_t w = 0; w < v.workers.size(); ++w) {
@@ -88,7 +99,7 @@ Json query_stuck(const View& v, std::uint32_t threshold_s, std::uint64_t now_ms,
         if (!stuck) return;
         ++matched;
         if (rows.size() >= limit) return;
-        Json row = flow_row(w, e, c, now_ms, v.timeouts, family);
+        Json row = flow_row(w, e, c, now_ms, v.timeouts, family, lb);
         Json::Object o = row.as_object();
         o["kind"] = name(stuck->kind);
         o["holder"] = stuck->holder_is_initiator ? "initiator" : "responder";

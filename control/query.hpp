@@ -14,6 +14,10 @@
 #include "dataplane/shm_layout.hpp"
 #include "dataplane/stats.hpp"
 
+namespace ctlb::lb {
+struct State;
+}
+
 namespace ctlb::control {
 
 struct WorkerView {
@@ -33,6 +37,10 @@ struct FlowFilter {
   std::optional<tcp::EpState> responder;
   std::optional<std::uint32_t> older_than_s;  // age (since the connection opened)
   std::optional<std::uint16_t> port;          // either endpoint's port
+  // Mode lb: only connections whose backend slot is set here (the slots of
+  // a VIP, a backend, or a backend in one VIP: select_backends() in
+  // control/lb_admin.hpp); empty: any.
+  std::vector<bool> backend_slots;
   std::uint32_t limit = 100;
 };
 
@@ -53,10 +61,13 @@ void for_each_flow(const flow::FlowTable<F>& table, Fn&& fn) {
 std::optional<tcp::CtState> parse_ct_state(const std::string& name);
 std::optional<tcp::EpState> parse_ep_state(const std::string& name);
 
-// {"flows": [...], "matched": N, "truncated": bool}
-Json query_flows(const View& v, const FlowFilter& f, std::uint64_t now_ms);
-// {"stuck": [...], "threshold_s": N}
-Json query_stuck(const View& v, std::uint32_t threshold_s, std::uint64_t now_ms, std::uint32_t limit);
+// {"flows": [...], "matched": N, "truncated": bool}. With the live LB state
+// (mode lb), each row also names its connection's "vip" and "backend"
+// (ADDRESS:PORT), both null for a connection that has no backend.
+Json query_flows(const View& v, const FlowFilter& f, std::uint64_t now_ms, const lb::State* lb = nullptr);
+// {"stuck": [...], "threshold_s": N}; rows as query_flows's.
+Json query_stuck(const View& v, std::uint32_t threshold_s, std::uint64_t now_ms, std::uint32_t limit,
+                 const lb::State* lb = nullptr);
 // {"stats": {name: value, ...}, "workers": N, "ports": [...]}, plus `extra`
 // (the control process's own counters).
 Json query_stats(const View& v, const std::vector<shm::Stat>& extra);

@@ -309,6 +309,9 @@ drain() {
   # The client's records carry CLOCK_MONOTONIC: note the drain on that clock.
   DRAIN_MONOTONIC=$("$PY" -c 'import time; print(time.monotonic())')
   "$CTLBCTL" lb --json --socket "$SOCKET" >"$TMP/lb-at-drain.json" || fail "ctlbctl lb --json failed"
+  # Its connections then, shown after the run (watch has the screen now).
+  "$CTLBCTL" flows --backend "${ADDRESS[$DRAINED]}:$BACKEND_PORT" --limit 4 --socket "$SOCKET" \
+    >"$TMP/flows-at-drain.txt" || fail "ctlbctl flows --backend failed"
   # shellcheck disable=SC2016 # the backquotes are text
   DRAIN_NOTE=$(printf 'drained %s %s:%s at %d s (`ctlbctl backend drain` took %d.%d ms): no new connections, open ones finish' \
     "$DRAINED" "${ADDRESS[$DRAINED]}" "$BACKEND_PORT" "$DRAIN_AT" "$((us / 1000))" "$((us % 1000 / 100))")
@@ -348,6 +351,9 @@ bold "-- ctlbctl stats: the dataplane's counters --"
 bold "-- ctlbctl lb: the per-backend split ctlb counted --"
 "$CTLBCTL" lb --socket "$SOCKET"
 "$CTLBCTL" lb --json --socket "$SOCKET" >"$TMP/lb-final.json"
+bold "-- ctlbctl flows --backend ${ADDRESS[$DRAINED]}:$BACKEND_PORT: $DRAINED's connections when it was drained, and now --"
+cat "$TMP/flows-at-drain.txt"
+"$CTLBCTL" flows --backend "${ADDRESS[$DRAINED]}:$BACKEND_PORT" --limit 4 --socket "$SOCKET"
 bold "-- the client's view (tests/e2e/http_load.py's records) --"
 weights=()
 for b in "${BACKENDS[@]}"; do

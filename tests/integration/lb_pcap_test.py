@@ -501,6 +501,12 @@ class Run:
                 raise RuntimeError(f"ctlbctl lb: exit {r.returncode} {r.stderr.strip()}")
             time.sleep(0.05)
 
+    def ctl(self, *args):
+        """ctlbctl ARGS against this run's ctlb-control: (exit code, stdout, stderr)."""
+        r = subprocess.run([self.binaries[1], *args, "--socket", os.path.join(self.tmp, "control.sock")],
+                           capture_output=True, text=True)
+        return r.returncode, r.stdout, r.stderr
+
     def stop(self):
         """Stops control, then the dataplane; returns (exit code, final counters)."""
         if self.control and self.control.poll() is None:
@@ -528,14 +534,16 @@ class Run:
         ctlbtest.remove_dpdk_files(PREFIX)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def complete(self, total):
-        """Starts, waits until `total` frames are handled, asks ctlbctl lb,
-        stops. Returns (lb_json, final, clients_out, backends_out), or None
-        after recording the failure; always cleans up."""
+    def complete(self, total, ask=None):
+        """Starts, waits until `total` frames are handled, asks ctlbctl lb
+        (and ask(self), kept as self.answers, if given), stops. Returns
+        (lb_json, final, clients_out, backends_out), or None after recording
+        the failure; always cleans up."""
         try:
             self.start()
             self.wait_handled(total)
             lb_json = self.start_control()
+            self.answers = ask(self) if ask else None
             rc, final = self.stop()
             check(rc == 0, f"{self.name}: dataplane exit code {rc}")
             return lb_json, final, self.outputs(CLIENTS), self.outputs(BACKENDS)
@@ -722,11 +730,74 @@ def conversation_inputs(conv):
     return clients, backends, client_phases, backend_phases
 
 
+def endpoint_text(addr, port):
+    """As ctlb writes an endpoint: 198.18.2.11:8080, [2001:db8:2::11]:8443."""
+    return f"[{norm(addr)}]:{port}" if ":" in addr else f"{norm(addr)}:{port}"
+
+
+def ask_flows(run):
+    """`ctlbctl flows` in mode lb: every flow with its VIP and backend, the
+    flows of each backend in each VIP (--vip --backend), of the backend that
+    serves two VIPs in both (--backend), the text table, and two refusals."""
+    def flows(*args):
+        rc, out, err = run.ctl("flows", "--json", "--limit", "100000", *args)
+        if rc != 0:
+            raise RuntimeError(f"ctlbctl flows {' '.join(args)}: exit {rc} {err.strip()}")
+        return json.loads(out)
+    shared = endpoint_text(*next(iter(SHARED)))
+    return {"all": flows(),
+            "each": {(vip_name, endpoint_text(a, p)): flows("--vip", vip_name, "--backend", endpoint_text(a, p))
+                     for vip_name, (_, pool) in VIPS.items() for a, p, _, _ in pool},
+            "shared": flows("--backend", shared),
+            "text": run.ctl("flows", "--vip", "web", "--limit", "2"),
+            "no_vip": run.ctl("flows", "--vip", "nosuch"),
+            "not_in_vip": run.ctl("flows", "--vip", "web6", "--backend", shared)}
+
+
+def check_flows(name, answers, conv, ambiguous):
+    """ask_flows()'s answers against the connections: each one's entry names
+    its VIP and the backend it went to, each filter finds exactly its own."""
+    if answers is None:
+        return
+    rows = {}  # (client address, port) -> [(vip, backend)]
+    for r in answers["all"]["flows"]:
+        for ep in r["flow"].split(" > "):
+            host, port = ep.rsplit(":", 1)
+            rows.setdefault((norm(host.strip("[]")), int(port)), []).append((r["vip"], r["backend"]))
+    checked = [c for c in conv if c.key not in ambiguous]
+    wrong = [(c.client, c.cport, rows.get((c.client, c.cport))) for c in checked
+             if rows.get((c.client, c.cport)) != [(c.vip_name, endpoint_text(*c.backend))]]
+    check(not wrong, f"{name}: ctlbctl flows names each connection's VIP and backend ({len(checked)} connections"
+                     f"{', wrong: ' + str(wrong[:3]) if wrong else ''})")
+    # The shared backend's counts are left out when connections were (as the per-backend counters are).
+    pools = [(vip_name, (norm(a), p)) for vip_name, (_, pool) in VIPS.items() for a, p, _, _ in pool
+             if not (ambiguous and (norm(a), p) in SHARED)]
+    counts = {(v, endpoint_text(*b)): sum(c.vip_name == v and c.backend == b for c in checked) for v, b in pools}
+    got = {k: answers["each"][k]["matched"] for k in counts}
+    only_own = all(r["vip"] == k[0] and r["backend"] == k[1] for k, a in answers["each"].items() for r in a["flows"])
+    check(got == counts and only_own, f"{name}: ctlbctl flows --vip V --backend B finds exactly each backend's "
+                                      f"connections in each VIP {got}{'' if got == counts else ' wanted ' + str(counts)}")
+    shared = endpoint_text(*next(iter(SHARED)))
+    want_shared = sum(c.backend in SHARED for c in conv)
+    check(ambiguous or answers["shared"]["matched"] == want_shared,
+          f"{name}: ctlbctl flows --backend {shared} finds its connections in both VIPs it serves "
+          f"({answers['shared']['matched']} of {want_shared})")
+    rc, out, _ = answers["text"]
+    lines = out.splitlines()
+    check(rc == 0 and len(lines) == 4 and "BACKEND" in lines[0] and all(
+        any(endpoint_text(a, p) in line for a, p, _, _ in POOL4) for line in lines[1:3]),
+          f"{name}: ctlbctl flows --vip web shows a BACKEND column: {lines[:2]}")
+    for key, want in (("no_vip", "no VIP 'nosuch' (give its name or ADDRESS:PORT)"),
+                      ("not_in_vip", f"no backend {shared} in VIP 'web6' (ctlbctl lb lists them)")):
+        rc, _, err = answers[key]
+        check(rc == 1 and want in err, f"{name}: ctlbctl flows refuses ({key}): exit {rc}, {err.strip()!r}")
+
+
 def run_conversation(binaries, conv, workers, reference):
     clients_in, backends_in, client_phases, backend_phases = conversation_inputs(conv)
     run = Run(f"conversation/{workers}w", binaries, workers, clients_in, backends_in)
     name = run.name
-    done = run.complete(len(clients_in) + len(backends_in))
+    done = run.complete(len(clients_in) + len(backends_in), ask=ask_flows)
     if done is None:
         return None
     lb_json, final, clients_out, backends_out = done
@@ -812,6 +883,7 @@ def run_conversation(binaries, conv, workers, reference):
     if workers > 1:
         check(final.get("handover_out", 0) == final.get("handover_in", 0) > 0,
               f"{name}: hand-overs out {final.get('handover_out', 0)} == in {final.get('handover_in', 0)} > 0")
+    check_flows(name, run.answers, conv, ambiguous)
     # Per backend and VIP: packets, bytes, entries, whatever the interleaving.
     lbb = lb_backends(lb_json)
     for vip_name, (_, pool) in VIPS.items():

@@ -4,7 +4,8 @@
 // Maglev tables of Active weighted backends, run-time changes with apply()
 // (add, remove keeps the slot, re-add reuses it, drain/down, weight, errors
 // that change nothing, other VIPs' tables untouched), endpoint text and VIP
-// names.
+// names; the flows of a VIP or backend as `ctlbctl flows` selects and names
+// them.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 
@@ -16,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "control/lb_admin.hpp"
+#include "control/query.hpp"
 #include "dataplane/flow/tracker.hpp"
 #include "dataplane/lb/lb_state.hpp"
 #include "table_util.hpp"
@@ -924,4 +927,95 @@ TEST(LbTracking, BackendIsDecidedBeforeTheNextPacketOfTheBurst) {
   EXPECT_EQ(out[2].backend, 102);               // Y is new
   EXPECT_EQ(out[2].handle, first.handle);       // in X's freed entry
   EXPECT_EQ(tracker.backend(y_syn.family, out[2].handle), 102);
+}
+
+// ---------------------------------------------------------------- ctlbctl flows --vip / --backend
+
+namespace {
+
+std::set<std::uint32_t> selected(const std::vector<bool>& slots) {
+  std::set<std::uint32_t> out;
+  for (std::uint32_t b = 0; b < slots.size(); ++b)
+    if (slots[b]) out.insert(b);
+  return out;
+}
+
+}  // namespace
+
+TEST_F(LbState, SelectBackendsByVipBackendOrBoth) {
+  using ctlb::control::select_backends;
+  const std::string web = "web", api = "198.18.100.1:8080", web6 = "web6", shared = "198.18.2.11:8080";
+  std::vector<bool> slots;
+  ASSERT_EQ(select_backends(s_, &web, nullptr, slots), "");
+  EXPECT_EQ(selected(slots), (std::set<std::uint32_t>{slot_in(s_, kWeb, "198.18.2.11", 8080),
+                                                      slot_in(s_, kWeb, "198.18.2.12", 8080),
+                                                      slot_in(s_, kWeb, "198.18.2.13", 8080),
+                                                      slot_in(s_, kWeb, "198.18.2.14", 8080)}));
+  // A backend of two VIPs: both its slots, or the one of the VIP asked for (by address here).
+  ASSERT_EQ(select_backends(s_, nullptr, &shared, slots), "");
+  EXPECT_EQ(selected(slots), (std::set<std::uint32_t>{slot_in(s_, kWeb, "198.18.2.11", 8080),
+                                                      slot_in(s_, kApi, "198.18.2.11", 8080)}));
+  ASSERT_EQ(select_backends(s_, &api, &shared, slots), "");
+  EXPECT_EQ(selected(slots), (std::set<std::uint32_t>{slot_in(s_, kApi, "198.18.2.11", 8080)}));
+  const std::string v6 = "[2001:db8:2::12]:8443";
+  ASSERT_EQ(select_backends(s_, nullptr, &v6, slots), "");
+  EXPECT_EQ(selected(slots), (std::set<std::uint32_t>{slot_in(s_, kWeb6, "2001:db8:2::12", 8443)}));
+  // A removed backend's connections may still be open: still selected.
+  ASSERT_EQ(apply(s_, Op::Remove, kWeb, "198.18.2.12", 8080), "");
+  const std::string removed = "198.18.2.12:8080";
+  ASSERT_EQ(select_backends(s_, &web, &removed, slots), "");
+  EXPECT_EQ(selected(slots), (std::set<std::uint32_t>{slot_in(s_, kWeb, "198.18.2.12", 8080)}));
+
+  const std::string nosuch = "www", no_port = "198.18.2.11", other = "198.18.2.99:8080";
+  EXPECT_EQ(select_backends(s_, &nosuch, nullptr, slots), "no VIP 'www' (give its name or ADDRESS:PORT)");
+  EXPECT_EQ(select_backends(s_, nullptr, &no_port, slots),
+            "backend '198.18.2.11': expected ADDRESS:PORT or [IPv6-ADDRESS]:PORT");
+  EXPECT_EQ(select_backends(s_, nullptr, &other, slots),
+            "no backend 198.18.2.99:8080 in any VIP (ctlbctl lb lists them)");
+  EXPECT_EQ(select_backends(s_, &web6, &shared, slots),
+            "no backend 198.18.2.11:8080 in VIP 'web6' (ctlbctl lb lists them)");
+}
+
+// query_flows in mode lb: each row names its VIP and backend (null without
+// one), and the slots select_backends() picked filter the rows.
+TEST_F(LbState, FlowsNameAndFilterByBackend) {
+  using namespace ctlb;
+  using control::Json;
+  ctlb_test::HeapTable<flow::V4> t4(1024);
+  ctlb_test::HeapTable<flow::V6> t6(64);
+  flow::Tracker tracker(t4.table, t6.table, tcp::Config{});
+  const std::uint32_t on11 = slot_in(s_, kWeb, "198.18.2.11", 8080), on12 = slot_in(s_, kWeb, "198.18.2.12", 8080);
+  const std::pair<std::uint16_t, std::uint32_t> conns[] = {{40001, on11}, {40002, on12}, {40003, on12}, {40004, 0}};
+  for (const auto& [port, slot] : conns) {
+    const auto syn = client_view(2, port, packet::tcpflag::kSyn, 1000);
+    const flow::TrackResult r = tracker.track(syn, flow::Clock{1'000});
+    ASSERT_NE(r.handle, flow::kNoHandle);
+    if (port != 40004) tracker.set_backend(syn.family, r.handle, static_cast<std::uint16_t>(slot));  // 40004: none
+  }
+  control::View view;
+  view.workers.push_back({t4.table, t6.table});
+  view.timeouts = tcp::default_timeouts();
+
+  const Json all = control::query_flows(view, control::FlowFilter{}, 2'000, &s_);
+  std::map<std::string, std::pair<Json, Json>> by_flow;  // flow -> (vip, backend)
+  for (const Json& row : all.get("flows")->as_array())
+    by_flow[row.get("flow")->as_string().substr(0, 17)] = {*row.get("vip"), *row.get("backend")};
+  ASSERT_EQ(by_flow.size(), 4u);
+  EXPECT_EQ(by_flow["198.18.1.2:40001 "].first.as_string(), "web");
+  EXPECT_EQ(by_flow["198.18.1.2:40001 "].second.as_string(), "198.18.2.11:8080");
+  EXPECT_EQ(by_flow["198.18.1.2:40002 "].second.as_string(), "198.18.2.12:8080");
+  EXPECT_TRUE(by_flow["198.18.1.2:40004 "].first.is_null());
+  EXPECT_TRUE(by_flow["198.18.1.2:40004 "].second.is_null());
+  // Without the LB state (inline mode) the rows have neither.
+  EXPECT_EQ(control::query_flows(view, control::FlowFilter{}, 2'000).get("flows")->as_array()[0].get("backend"),
+            nullptr);
+
+  control::FlowFilter f;
+  const std::string b12 = "198.18.2.12:8080", web = "web";
+  ASSERT_EQ(control::select_backends(s_, nullptr, &b12, f.backend_slots), "");
+  const Json on_12 = control::query_flows(view, f, 2'000, &s_);
+  EXPECT_EQ(on_12.get("matched")->as_number(), 2);
+  for (const Json& row : on_12.get("flows")->as_array()) EXPECT_EQ(row.get("backend")->as_string(), b12);
+  ASSERT_EQ(control::select_backends(s_, &web, nullptr, f.backend_slots), "");
+  EXPECT_EQ(control::query_flows(view, f, 2'000, &s_).get("matched")->as_number(), 3);  // not 40004
 }
