@@ -124,8 +124,14 @@ std::string handle_api(const std::string& line, const View& view, const std::vec
       only_keys(*req, {"cmd"});
       return with_ok(query_stats(view, extra)).dump();
     }
-    // Mode lb: flows and stuck rows name their VIP and backend.
-    const lb::State* live = lb.view && lb.view->zone ? shm::live_lb_generation(*lb.view->zone) : nullptr;
+    // Mode lb: flows and stuck rows name their VIP and backend, from the
+    // live generation, read under the publishers' lock.
+    std::unique_lock<std::mutex> state_lock;
+    auto live_state = [&]() -> const lb::State* {
+      if (!lb.view || !lb.view->zone) return nullptr;
+      if (lb.state_mutex) state_lock = std::unique_lock(*lb.state_mutex);
+      return shm::live_lb_generation(*lb.view->zone);
+    };
     if (c == "flows") {
       only_keys(*req, {"cmd", "state", "initiator", "responder", "older_than_s", "port", "vip", "backend", "limit"});
       FlowFilter f;
@@ -137,6 +143,7 @@ std::string handle_api(const std::string& line, const View& view, const std::vec
       f.limit = get_uint(*req, "limit", 100, kMaxLimit);
       const Json* vip = req->get("vip");
       const Json* backend = req->get("backend");
+      const lb::State* live = live_state();
       if (vip || backend) {
         if (!live) return error_line("\"vip\" and \"backend\" need the dataplane in mode lb");
         for (const Json* x : {vip, backend})
@@ -151,11 +158,12 @@ std::string handle_api(const std::string& line, const View& view, const std::vec
       only_keys(*req, {"cmd", "threshold_s", "limit"});
       const std::uint32_t threshold = get_uint(*req, "threshold_s", 60, 100u * 86400);
       const std::uint32_t limit = get_uint(*req, "limit", 100, kMaxLimit);
-      return with_ok(query_stuck(view, threshold, now_ms, limit, live)).dump();
+      return with_ok(query_stuck(view, threshold, now_ms, limit, live_state())).dump();
     }
     if (c == "lb") {
       only_keys(*req, {"cmd"});
       if (!lb.view || !lb.view->zone) return error_line("the dataplane does not run in mode lb");
+      live_state();
       return with_ok(query_lb(*lb.view, view)).dump();
     }
     if (c == "neighbours") {
@@ -183,8 +191,9 @@ std::string handle_api(const std::string& line, const View& view, const std::vec
       if (op != lb::Op::Add && op != lb::Op::Weight && req->get("weight"))
         throw ApiError{"\"weight\" goes with op add or weight only"};
       const std::uint32_t weight = get_uint(*req, "weight", 1, 65535);
-      const std::string err = lb.change(op, text("vip"), text("backend"), weight);
+      const std::string err = lb.change(op, text("vip"), text("backend"), weight);  // takes the lock itself
       if (!err.empty()) return error_line(err);
+      live_state();
       return with_ok(query_lb(*lb.view, view)).dump();
     }
     if (c == "reload") {

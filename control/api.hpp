@@ -16,6 +16,7 @@
 // Answers carry "ok": true and the result's fields, or "ok": false and
 // "error": a one-line reason.
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,11 @@ inline constexpr std::uint32_t kMaxLimit = 100000;
 // supplies the grace-period wait).
 struct LbHooks {
   const LbView* view = nullptr;
+  // Held while a query reads the live LB state: publishers (backend changes,
+  // reloads, also from the main thread on SIGHUP) hold it too, so two
+  // publishes cannot overwrite a generation under a reader (their grace
+  // periods wait for the workers, not for this thread). Null: no lock.
+  std::mutex* state_mutex = nullptr;
   std::function<std::string(lb::Op, const std::string& vip, const std::string& backend, std::uint32_t weight)> change;
 };
 

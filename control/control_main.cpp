@@ -250,10 +250,12 @@ int main(int argc, char** argv) {
     return true;
   };
   // One publisher of the LB state at a time: backend commands (API thread)
-  // and reloads (API thread or SIGHUP in the main loop).
+  // and reloads (API thread or SIGHUP in the main loop); readers of the live
+  // state (queries, metrics) hold it too.
   std::mutex publish_mutex;
   LbHooks lb_hooks;
   lb_hooks.view = &lb_view;
+  lb_hooks.state_mutex = &publish_mutex;
   lb_hooks.change = [&](lb::Op op, const std::string& vip, const std::string& backend, std::uint32_t weight) {
     std::lock_guard lock(publish_mutex);
     const std::string err = publish_change(*lb_view.zone, op, vip, backend, weight, grace);
@@ -331,7 +333,11 @@ int main(int argc, char** argv) {
     h.api = [&](const std::string& line) {
       return handle_api(line, view, extra_stats(), now_ms(), lb_hooks, do_reload);
     };
-    h.metrics = [&] { return prometheus_text(view, extra_stats()) + prometheus_lb(lb_view, view); };
+    h.metrics = [&] {
+      std::string text = prometheus_text(view, extra_stats());
+      std::lock_guard lock(publish_mutex);  // the LB state is read: see LbHooks::state_mutex
+      return text + prometheus_lb(lb_view, view);
+    };
     server.run(h, g_stop);
   });
 

@@ -3,6 +3,7 @@
 // Exit codes: 0 success, 1 the command failed (unreadable capture, an error
 // from ctlb-control, ...), 2 bad usage (unknown command or option, bad value),
 // 3 ctlb-control is not running (its socket is missing or refuses).
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -40,12 +41,14 @@ constexpr std::string_view kUsage =
     "                    state, both endpoint states, the verdict and its reason\n"
     "  stats             counters of the running dataplane (ports, tracking, states, ager)\n"
     "  flows             tracked connections, with both endpoint states, age and idle time\n"
+    "                    (in mode lb also the backend of each)\n"
     "  stuck             CLOSE_WAIT, FIN_WAIT_2 and half-open connections idle too long,\n"
     "                    with the side that holds them\n"
     "  watch             a refreshing view of rates and states, like top\n"
     "  lb                mode lb: VIPs and their backends (state, weight, Maglev share,\n"
     "                    connections now and since start, bytes each way, resets and\n"
-    "                    of those the late ones, after both sides had closed)\n"
+    "                    of those the late ones: after both sides had closed, or after\n"
+    "                    an earlier RST)\n"
     "  neighbours        mode lb: the ARP/static neighbour table (address, port, state, MAC)\n"
     "  backend OP VIP BACKEND [WEIGHT]\n"
     "                    change a VIP's pool at run time; OP is add (WEIGHT, default 1),\n"
@@ -278,10 +281,17 @@ void print_stats(const ctlb::control::Json& a) {
 void print_flows(const ctlb::control::Json& a, bool stuck) {
   const auto& rows = stuck ? a.get("stuck")->as_array() : a.get("flows")->as_array();
   const bool lb = !rows.empty() && rows.front().get("backend");  // mode lb: rows name their backend
+  auto backend_of = [](const ctlb::control::Json& r) {
+    const auto* b = r.get("backend");
+    return b && b->is_string() ? b->as_string() : std::string("-");
+  };
+  std::size_t backend_width = 7;  // "BACKEND"; an IPv6 endpoint is up to 47 characters
+  for (const auto& r : rows) backend_width = std::max(backend_width, backend_of(r).size());
+  const int pad = stuck ? static_cast<int>(backend_width) : 0;  // the last column: no trailing spaces
   std::cout << std::left << std::setw(48) << "FLOW (initiator > responder)" << std::setw(13) << "STATE" << std::setw(14)
             << "INITIATOR" << std::setw(14) << "RESPONDER" << std::right << std::setw(8) << "AGE" << std::setw(9)
             << "IDLE";
-  if (lb) std::cout << "  " << std::left << std::setw(stuck ? 24 : 0) << "BACKEND" << std::right;
+  if (lb) std::cout << "  " << std::left << std::setw(pad) << "BACKEND" << std::right;
   if (stuck) std::cout << "  HOLDER     WHY";
   std::cout << '\n';
   for (const auto& r : rows) {
@@ -290,11 +300,7 @@ void print_flows(const ctlb::control::Json& a, bool stuck) {
               << str(r, "age_s") << "s" << std::setw(8) << std::fixed << std::setprecision(1)
               << r.get("idle_s")->as_number() << "s";
     std::cout.unsetf(std::ios::fixed);
-    if (lb) {
-      const auto* b = r.get("backend");
-      std::cout << "  " << std::left << std::setw(stuck ? 24 : 0) << (b && b->is_string() ? b->as_string() : "-")
-                << std::right;
-    }
+    if (lb) std::cout << "  " << std::left << std::setw(pad) << backend_of(r) << std::right;
     if (stuck) std::cout << "  " << std::left << std::setw(10) << str(r, "holder") << ' ' << str(r, "why");
     std::cout << std::right << '\n';
   }

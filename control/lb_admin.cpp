@@ -223,7 +223,7 @@ std::string prometheus_lb(const LbView& lv, const View& v) {
       {"ctlb_lb_backend_bytes_out_total", "counter", "Bytes from this backend to clients"},
       {"ctlb_lb_backend_resets_total", "counter", "RST segments of this backend's connections"},
       {"ctlb_lb_backend_late_resets_total", "counter",
-       "Of those, RSTs after both sides had closed (reason rst_after_close): harmless"},
+       "Of those, RSTs after both sides had closed or after an earlier RST (reason rst_after_close): harmless"},
       {"ctlb_lb_backend_weight", "gauge", "Maglev weight (0: no new connections)"},
       {"ctlb_lb_backend_up", "gauge", "1 if the backend takes new connections"},
   };
@@ -238,6 +238,7 @@ std::string prometheus_lb(const LbView& lv, const View& v) {
       const std::uint64_t values[] = {c.new_connections, conns[b].entries, conns[b].active, c.bytes_in, c.bytes_out,
                                       c.resets,          c.late_resets,    bs.weight,
                                       bs.state == lb::SlotState::Active && bs.weight > 0 ? 1u : 0u};
+      static_assert(std::size(values) == std::size(kMetrics), "a value for every metric");
       out += std::string(kMetrics[m].name) + "{vip=\"" + s.vips[bs.vip].name + "\",backend=\"" +
              lb::endpoint_text(bs.family, bs.addr, bs.port) + "\",state=\"" + lb::slot_state_name(bs.state) +
              "\"} " + std::to_string(values[m]) + "\n";

@@ -14,10 +14,6 @@
 #include "dataplane/shm_layout.hpp"
 #include "dataplane/stats.hpp"
 
-namespace ctlb::lb {
-struct State;
-}
-
 namespace ctlb::control {
 
 struct WorkerView {

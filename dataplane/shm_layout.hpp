@@ -84,7 +84,7 @@ struct BackendCounters {
   std::uint64_t packets_out;  // backend -> client
   std::uint64_t bytes_out;
   std::uint64_t resets;       // RST segments, either way
-  std::uint64_t late_resets;  // of those, after both sides had closed (reason rst_after_close)
+  std::uint64_t late_resets;  // of those, reason rst_after_close: after both sides had closed or an earlier RST
   std::uint64_t syn_to_synack[flow::kHandshakeBuckets];
   std::uint64_t syn_to_synack_ms_sum;
 };

@@ -703,10 +703,10 @@ def main():
         check(len(p2) == PHASE2 and len(slow) == SLOW and n_bad == 0,
               f"phase 2: {len(p2)} + {len(slow)} slow requests, {n_bad} failed {errors} ({p2_secs:.1f} s)")
         after = [r for r in p2 + slow if r["start"] > t_drain_return]
-        late = [r for r in after if r["backend"] == DRAINED]
+        on_drained = [r for r in after if r["backend"] == DRAINED]
         check(len(after) >= DRAIN_AFTER, f"phase 2: {len(after)} requests started after the drain returned")
-        check(not late, f"phase 2: no request started after the drain returned was served by {DRAINED} "
-                        f"({len(late)} were)")
+        check(not on_drained, f"phase 2: no request started after the drain returned was served by {DRAINED} "
+                              f"({len(on_drained)} were)")
         across = [r for r in slow if r["backend"] == DRAINED and r["start"] < t_drain_start
                   and r["end"] > t_drain_return]
         check(slow_open_at_drain and across,

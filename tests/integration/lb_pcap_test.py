@@ -382,6 +382,8 @@ ports:
   capacity_v4: {capacity}
   capacity_v6: 4096
   invalid_policy: forward
+  timeouts:  # a RST's CLOSE (10 s by default) outlives any slow run's queries
+    close: 600
 lb:
   unknown_flows: loose
   neighbours:
@@ -880,6 +882,14 @@ def run_conversation(binaries, conv, workers, reference):
         check(late == n_late, f"{name}: the {n_late} late RSTs counted as reason rst_after_close ({late})")
     else:
         check(0 < new <= n, f"{name}: lb_new_connections {new} <= {n} (the rest picked up from the backend side)")
+    # In any interleaving: per backend, late resets are some of its resets, and all of them are the
+    # tracker's rst_after_close (no packet is dropped here, so every late RST was forwarded and counted).
+    lb_rows = [b for v in lb_json["vips"] for b in v["backends"]]
+    late_sum = sum(b["late_resets"] for b in lb_rows)
+    check(all(b["late_resets"] <= b["resets"] for b in lb_rows) and
+          late_sum == final.get("reason_rst_after_close", 0),
+          f"{name}: per backend late_resets <= resets, and their sum {late_sum} == reason_rst_after_close "
+          f"{final.get('reason_rst_after_close', 0)}")
     if workers > 1:
         check(final.get("handover_out", 0) == final.get("handover_in", 0) > 0,
               f"{name}: hand-overs out {final.get('handover_out', 0)} == in {final.get('handover_in', 0)} > 0")

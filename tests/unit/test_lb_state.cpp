@@ -1019,3 +1019,31 @@ TEST_F(LbState, FlowsNameAndFilterByBackend) {
   ASSERT_EQ(control::select_backends(s_, &web, nullptr, f.backend_slots), "");
   EXPECT_EQ(control::query_flows(view, f, 2'000, &s_).get("matched")->as_number(), 3);  // not 40004
 }
+
+// A VIP with an empty pool (allowed: backends can be added at run time):
+// its filter matches no connection, not every one.
+TEST(LbFlows, AVipWithNoBackendMatchesNoFlow) {
+  using namespace ctlb;
+  config::Config c = test_config();
+  c.lb.vips.push_back(vip("empty", "198.18.100.2", 80, 1009, {}));
+  StateBlock block(c);
+  ASSERT_EQ(block.error(), "");
+  ctlb_test::HeapTable<flow::V4> t4(1024);
+  ctlb_test::HeapTable<flow::V6> t6(64);
+  flow::Tracker tracker(t4.table, t6.table, tcp::Config{});
+  const auto with = client_view(2, 40001, packet::tcpflag::kSyn, 1000);
+  const auto without = client_view(2, 40002, packet::tcpflag::kSyn, 1000);
+  const flow::TrackResult r = tracker.track(with, flow::Clock{1'000});
+  ASSERT_NE(r.handle, flow::kNoHandle);
+  tracker.set_backend(with.family, r.handle, 0);
+  ASSERT_NE(tracker.track(without, flow::Clock{1'000}).handle, flow::kNoHandle);  // no backend
+  control::View view;
+  view.workers.push_back({t4.table, t6.table});
+  view.timeouts = tcp::default_timeouts();
+
+  control::FlowFilter f;
+  const std::string empty = "empty";
+  ASSERT_EQ(control::select_backends(block.state(), &empty, nullptr, f.backend_slots), "");
+  EXPECT_EQ(control::query_flows(view, control::FlowFilter{}, 2'000, &block.state()).get("matched")->as_number(), 2);
+  EXPECT_EQ(control::query_flows(view, f, 2'000, &block.state()).get("matched")->as_number(), 0);
+}
