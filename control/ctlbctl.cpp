@@ -22,6 +22,7 @@
 
 #include "config/loader.hpp"
 #include "control/client.hpp"
+#include "control/format.hpp"
 #include "control/trace.hpp"
 
 namespace {
@@ -48,7 +49,8 @@ constexpr std::string_view kUsage =
     "  lb                mode lb: VIPs and their backends (state, weight, Maglev share,\n"
     "                    connections now and since start, bytes each way, resets and\n"
     "                    of those the late ones: after both sides had closed, or after\n"
-    "                    an earlier RST)\n"
+    "                    an earlier RST; the time within which 99 % of SYNs got their\n"
+    "                    SYN-ACK)\n"
     "  neighbours        mode lb: the ARP/static neighbour table (address, port, state, MAC)\n"
     "  backend OP VIP BACKEND [WEIGHT]\n"
     "                    change a VIP's pool at run time; OP is add (WEIGHT, default 1),\n"
@@ -230,6 +232,18 @@ std::string str(const ctlb::control::Json& row, const std::string& key) {
   return "";
 }
 
+// The time within which 99 % of a backend's SYNs got their SYN-ACK through
+// ctlb (format_handshake_p99): a backend whose listen queue overflows drops
+// SYNs and shows ">=3 s" or "<3 s" (answered after the client's
+// retransmission) here first.
+std::string synack_p99(const ctlb::control::Json& backend) {
+  const auto* h = backend.get("syn_to_synack_buckets");
+  if (!h || !h->is_array()) return "-";
+  std::vector<std::uint64_t> counts;
+  for (const auto& n : h->as_array()) counts.push_back(n.is_number() ? static_cast<std::uint64_t>(n.as_number()) : 0);
+  return ctlb::control::format_handshake_p99(counts);
+}
+
 void print_stats(const ctlb::control::Json& a) {
   const auto& stats = *a.get("stats");
   std::cout << "ports:\n";
@@ -319,7 +333,8 @@ void print_lb(const ctlb::control::Json& a) {
     std::cout << "  " << std::left << std::setw(26) << "BACKEND" << std::setw(10) << "STATE" << std::right
               << std::setw(7) << "WEIGHT" << std::setw(8) << "SHARE" << std::setw(10) << "NEW" << std::setw(9)
               << "ACTIVE" << std::setw(9) << "ENTRIES" << std::setw(14) << "BYTES IN" << std::setw(14)
-              << "BYTES OUT" << std::setw(8) << "RESETS" << std::setw(6) << "LATE" << '\n';
+              << "BYTES OUT" << std::setw(8) << "RESETS" << std::setw(6) << "LATE" << std::setw(13) << "SYN-ACK p99"
+              << '\n';
     for (const auto& b : v.get("backends")->as_array()) {
       const std::string ep = str(b, "address").find(':') != std::string::npos
                                  ? "[" + str(b, "address") + "]:" + str(b, "port")
@@ -331,7 +346,7 @@ void print_lb(const ctlb::control::Json& a) {
                 << num(b, "new_connections") << std::setw(9) << num(b, "active_connections") << std::setw(9)
                 << num(b, "connections") << std::setw(14) << num(b, "bytes_in") << std::setw(14)
                 << num(b, "bytes_out") << std::setw(8) << num(b, "resets") << std::setw(6) << num(b, "late_resets")
-                << '\n';
+                << std::setw(13) << synack_p99(b) << '\n';
     }
   }
 }

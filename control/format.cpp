@@ -81,4 +81,19 @@ std::string json_escape(std::string_view in) {
   return out;
 }
 
+std::string format_handshake_p99(std::span<const std::uint64_t> buckets) {
+  if (buckets.size() != flow::kHandshakeBuckets) return "-";
+  std::uint64_t total = 0;
+  for (const std::uint64_t n : buckets) total += n;
+  if (total == 0) return "-";
+  const std::uint64_t want = total - total / 100;  // ceil(0.99 * total)
+  std::uint64_t seen = 0;
+  std::size_t b = 0;
+  while ((seen += buckets[b]) < want) ++b;  // reaches `want` at the last bucket at the latest
+  const bool last = b + 1 == flow::kHandshakeBuckets;
+  const std::uint32_t ms = flow::kHandshakeBucketMs[last ? b - 1 : b];
+  const std::string bound = ms < 1000 ? std::to_string(ms) + " ms" : std::to_string(ms / 1000) + " s";
+  return (last ? ">=" : "<") + bound;
+}
+
 }  // namespace ctlb::control

@@ -1,10 +1,12 @@
 #pragma once
 // Text helpers shared by ctlbctl's outputs: addresses, tuples, flags, JSON.
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
 #include "dataplane/flow/flow_key.hpp"
+#include "dataplane/flow/tracker.hpp"
 #include "dataplane/packet/packet_view.hpp"
 
 namespace ctlb::control {
@@ -21,5 +23,10 @@ std::string format_key(const flow::KeyV6& k, bool initiator_is_lo);
 // tcpdump-like flags: S, SA, F, FA, R, RA, P, ., U, E, W.
 std::string format_flags(std::uint8_t flags);
 std::string json_escape(std::string_view s);
+// The time within which 99 % of the handshakes of a histogram (counts per
+// flow::kHandshakeBucketMs bucket, flow::kHandshakeBuckets of them) fell:
+// the upper bound of the bucket that reaches 99 %, "<1 ms", "<200 ms",
+// "<3 s", or ">=3 s" for the last one; "-" when it is empty or not that size.
+std::string format_handshake_p99(std::span<const std::uint64_t> buckets);
 
 }  // namespace ctlb::control

@@ -752,8 +752,46 @@ def ask_flows(run):
                      for vip_name, (_, pool) in VIPS.items() for a, p, _, _ in pool},
             "shared": flows("--backend", shared),
             "text": run.ctl("flows", "--vip", "web", "--limit", "2"),
+            "lb_text": run.ctl("lb"),
             "no_vip": run.ctl("flows", "--vip", "nosuch"),
             "not_in_vip": run.ctl("flows", "--vip", "web6", "--backend", shared)}
+
+
+HANDSHAKE_BOUNDS_MS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 3000]  # flow::kHandshakeBucketMs
+
+
+def synack_p99(buckets):
+    """ctlbctl lb's SYN-ACK p99 of a backend's histogram, worked out here."""
+    total = sum(buckets)
+    if not total:
+        return "-"
+    seen = 0
+    for b, n in enumerate(buckets):
+        seen += n
+        if seen * 100 >= total * 99:
+            break
+    ms = HANDSHAKE_BOUNDS_MS[min(b, len(HANDSHAKE_BOUNDS_MS) - 1)]
+    text = f"{ms} ms" if ms < 1000 else f"{ms // 1000} s"
+    return (">=" if b == len(HANDSHAKE_BOUNDS_MS) else "<") + text
+
+
+def check_lb_text(name, lb_json, answers):
+    """ctlbctl lb's table: each backend's row ends with its SYN-ACK p99, as
+    its histogram in lb --json gives it."""
+    rc, out, _ = answers["lb_text"]
+    lines = out.splitlines()
+    want, got = {}, {}
+    for v in lb_json["vips"]:
+        header = next((i for i, line in enumerate(lines) if line.startswith(f"VIP {v['name']} ")), None)
+        for b in v["backends"]:
+            ep = endpoint_text(b["address"], b["port"])
+            want[(v["name"], ep)] = synack_p99(b["syn_to_synack_buckets"])
+            row = next((line for line in lines[header + 2:] if line.split()[:1] == [ep]), "") if header is not None \
+                else ""
+            cells = row.split()
+            got[(v["name"], ep)] = " ".join(cells[-2:]) if cells[-1:] in (["ms"], ["s"]) else (cells or ["?"])[-1]
+    check(rc == 0 and "SYN-ACK p99" in out and got == want and all(w != "-" for w in want.values()),
+          f"{name}: ctlbctl lb shows each backend's SYN-ACK p99 {got}{'' if got == want else ' wanted ' + str(want)}")
 
 
 def check_flows(name, answers, conv, ambiguous):
@@ -894,6 +932,8 @@ def run_conversation(binaries, conv, workers, reference):
         check(final.get("handover_out", 0) == final.get("handover_in", 0) > 0,
               f"{name}: hand-overs out {final.get('handover_out', 0)} == in {final.get('handover_in', 0)} > 0")
     check_flows(name, run.answers, conv, ambiguous)
+    if run.answers:
+        check_lb_text(name, lb_json, run.answers)
     # Per backend and VIP: packets, bytes, entries, whatever the interleaving.
     lbb = lb_backends(lb_json)
     for vip_name, (_, pool) in VIPS.items():

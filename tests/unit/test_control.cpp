@@ -7,6 +7,7 @@
 
 #include "control/json.hpp"
 #include "control/api.hpp"
+#include "control/format.hpp"
 #include "control/query.hpp"
 #include "dataplane/common/bytes.hpp"
 #include "dataplane/flow/tracker.hpp"
@@ -247,6 +248,35 @@ TEST(Query, TransitionsAndHandshakeTiming) {
   EXPECT_NE(text.find("ctlb_handshake_syn_synack_seconds_bucket{le=\"+Inf\"} 1\n"), std::string::npos);
   EXPECT_NE(text.find("ctlb_handshake_syn_synack_seconds_sum 0.015\n"), std::string::npos);
   EXPECT_NE(text.find("ctlb_handshake_synack_ack_seconds_count 1\n"), std::string::npos);
+}
+
+}  // namespace
+
+namespace {
+
+// ctlbctl lb's SYN-ACK p99: the bound of the bucket that reaches 99 % of the
+// handshakes (buckets: <1, <2, <5, <10, <20, <50, <100, <200, <500, <1000,
+// <3000 ms, >=3000 ms).
+TEST(Format, HandshakeP99IsTheBucketThatReaches99Percent) {
+  using ctlb::control::format_handshake_p99;
+  std::vector<std::uint64_t> h(ctlb::flow::kHandshakeBuckets, 0);
+  EXPECT_EQ(format_handshake_p99(h), "-");                              // none yet
+  EXPECT_EQ(format_handshake_p99(std::vector<std::uint64_t>(3, 1)), "-");  // not a histogram of ours
+  h[0] = 1;
+  EXPECT_EQ(format_handshake_p99(h), "<1 ms");
+  h[0] = 99;
+  h[7] = 1;  // 1 in 100 took 100..199 ms: within 99 %, the first bucket still holds
+  EXPECT_EQ(format_handshake_p99(h), "<1 ms");
+  h[7] = 2;  // 2 in 101: 99 % needs 100, the first bucket holds 99
+  EXPECT_EQ(format_handshake_p99(h), "<200 ms");
+  h[7] = 0;
+  h[10] = 50;  // a SYN dropped and retransmitted: 1..3 s
+  EXPECT_EQ(format_handshake_p99(h), "<3 s");
+  h[10] = 0;
+  h[11] = 2;
+  EXPECT_EQ(format_handshake_p99(h), ">=3 s");
+  h[9] = 1000;  // 99 % of 1101 is 1090: reached within 500..999 ms
+  EXPECT_EQ(format_handshake_p99(h), "<1 s");
 }
 
 }  // namespace
