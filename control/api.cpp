@@ -146,8 +146,8 @@ std::string handle_api(const std::string& line, const View& view, const std::vec
       const lb::State* live = live_state();
       if (vip || backend) {
         if (!live) return error_line("\"vip\" and \"backend\" need the dataplane in mode lb");
-        for (const Json* x : {vip, backend})
-          if (x && !x->is_string()) throw ApiError{x == vip ? "\"vip\" must be a string" : "\"backend\" must be a string"};
+        if (vip && !vip->is_string()) throw ApiError{"\"vip\" must be a string"};
+        if (backend && !backend->is_string()) throw ApiError{"\"backend\" must be a string"};
         const std::string err = select_backends(*live, vip ? &vip->as_string() : nullptr,
                                                 backend ? &backend->as_string() : nullptr, f.backend_slots);
         if (!err.empty()) return error_line(err);

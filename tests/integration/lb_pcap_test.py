@@ -815,8 +815,10 @@ def check_flows(name, answers, conv, ambiguous):
     counts = {(v, endpoint_text(*b)): sum(c.vip_name == v and c.backend == b for c in checked) for v, b in pools}
     got = {k: answers["each"][k]["matched"] for k in counts}
     only_own = all(r["vip"] == k[0] and r["backend"] == k[1] for k, a in answers["each"].items() for r in a["flows"])
-    check(got == counts and only_own, f"{name}: ctlbctl flows --vip V --backend B finds exactly each backend's "
-                                      f"connections in each VIP {got}{'' if got == counts else ' wanted ' + str(counts)}")
+    wanted = "" if got == counts else f" wanted {counts}"
+    check(got == counts and only_own,
+          f"{name}: ctlbctl flows --vip V --backend B finds exactly each backend's connections in each VIP "
+          f"{got}{wanted}")
     shared = endpoint_text(*next(iter(SHARED)))
     want_shared = sum(c.backend in SHARED for c in conv)
     check(ambiguous or answers["shared"]["matched"] == want_shared,
