@@ -132,6 +132,18 @@ std::string handle_api(const std::string& line, const View& view, const std::vec
       if (lb.state_mutex) state_lock = std::unique_lock(*lb.state_mutex);
       return shm::live_lb_generation(*lb.view->zone);
     };
+    // flows and stuck: "vip" and "backend" (mode lb) select backend slots.
+    auto backend_filter = [&](const lb::State* live, std::vector<bool>& slots) {
+      const Json* vip = req->get("vip");
+      const Json* backend = req->get("backend");
+      if (!vip && !backend) return;
+      if (!live) throw ApiError{"\"vip\" and \"backend\" need the dataplane in mode lb"};
+      if (vip && !vip->is_string()) throw ApiError{"\"vip\" must be a string"};
+      if (backend && !backend->is_string()) throw ApiError{"\"backend\" must be a string"};
+      const std::string err = select_backends(*live, vip ? &vip->as_string() : nullptr,
+                                              backend ? &backend->as_string() : nullptr, slots);
+      if (!err.empty()) throw ApiError{err};
+    };
     if (c == "flows") {
       only_keys(*req, {"cmd", "state", "initiator", "responder", "older_than_s", "port", "vip", "backend", "limit"});
       FlowFilter f;
@@ -141,24 +153,18 @@ std::string handle_api(const std::string& line, const View& view, const std::vec
       if (req->get("older_than_s")) f.older_than_s = get_uint(*req, "older_than_s", 0, 100u * 86400);
       if (req->get("port")) f.port = static_cast<std::uint16_t>(get_uint(*req, "port", 0, 65535));
       f.limit = get_uint(*req, "limit", 100, kMaxLimit);
-      const Json* vip = req->get("vip");
-      const Json* backend = req->get("backend");
       const lb::State* live = live_state();
-      if (vip || backend) {
-        if (!live) return error_line("\"vip\" and \"backend\" need the dataplane in mode lb");
-        if (vip && !vip->is_string()) throw ApiError{"\"vip\" must be a string"};
-        if (backend && !backend->is_string()) throw ApiError{"\"backend\" must be a string"};
-        const std::string err = select_backends(*live, vip ? &vip->as_string() : nullptr,
-                                                backend ? &backend->as_string() : nullptr, f.backend_slots);
-        if (!err.empty()) return error_line(err);
-      }
+      backend_filter(live, f.backend_slots);
       return with_ok(query_flows(view, f, now_ms, live)).dump();
     }
     if (c == "stuck") {
-      only_keys(*req, {"cmd", "threshold_s", "limit"});
+      only_keys(*req, {"cmd", "threshold_s", "vip", "backend", "limit"});
       const std::uint32_t threshold = get_uint(*req, "threshold_s", 60, 100u * 86400);
       const std::uint32_t limit = get_uint(*req, "limit", 100, kMaxLimit);
-      return with_ok(query_stuck(view, threshold, now_ms, limit, live_state())).dump();
+      const lb::State* live = live_state();
+      std::vector<bool> slots;
+      backend_filter(live, slots);
+      return with_ok(query_stuck(view, threshold, now_ms, limit, live, slots)).dump();
     }
     if (c == "lb") {
       only_keys(*req, {"cmd"});

@@ -87,6 +87,7 @@ constexpr std::string_view kUsage =
     "  --limit N             at most N rows (default 100)\n"
     "stuck options:\n"
     "  --threshold SECS      idle time that counts as stuck (default 60)\n"
+    "  --vip, --backend, --limit  as for flows\n"
     "watch options:\n"
     "  --interval SECS       refresh period (default 1)\n"
     "  --count N             stop after N refreshes (default: until Ctrl-C)\n"
@@ -425,7 +426,7 @@ int cmd_live(std::string_view cmd, std::vector<std::string_view> args) {
     } else if (cmd == "flows" && a == "--port" && has_value) {
       if (!parse_u32(args[++i], 0, 65535, n)) return usage_error("--port expects 0..65535");
       req["port"] = n;
-    } else if (cmd == "flows" && (a == "--vip" || a == "--backend") && has_value) {
+    } else if ((cmd == "flows" || cmd == "stuck") && (a == "--vip" || a == "--backend") && has_value) {
       req[a == "--vip" ? "vip" : "backend"] = std::string(args[++i]);
     } else if ((cmd == "flows" || cmd == "stuck") && a == "--limit" && has_value) {
       if (!parse_u32(args[++i], 1, 100000, n)) return usage_error("--limit expects 1..100000");

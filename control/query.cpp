@@ -53,6 +53,10 @@ Json flow_row(std::uint32_t worker, const E& e, const flow::Cold& c, std::uint64
   return Json(std::move(o));
 }
 
+bool on_backend(const std::vector<bool>& slots, const flow::Cold& c) {
+  return slots.empty() || (c.backend < slots.size() && slots[c.backend]);
+}
+
 template <class E>
 bool matches(const FlowFilter& f, const E& e, const flow::Cold& c, std::uint64_t now_ms) {
   if (f.state && e.status.ct_state != static_cast<std::uint32_t>(*f.state)) return false;
@@ -60,8 +64,7 @@ bool matches(const FlowFilter& f, const E& e, const flow::Cold& c, std::uint64_t
   if (f.responder && e.status.responder != static_cast<std::uint32_t>(*f.responder)) return false;
   if (f.older_than_s && age_s(c, now_ms) < *f.older_than_s) return false;
   if (f.port && e.key.port[0] != *f.port && e.key.port[1] != *f.port) return false;
-  if (!f.backend_slots.empty() && (c.backend >= f.backend_slots.size() || !f.backend_slots[c.backend])) return false;
-  return true;
+  return on_backend(f.backend_slots, c);
 }
 
 }  // namespace
@@ -88,12 +91,13 @@ Json query_flows(const View& v, const FlowFilter& f, std::uint64_t now_ms, const
 }
 
 Json query_stuck(const View& v, std::uint32_t threshold_s, std::uint64_t now_ms, std::uint32_t limit,
-                 const lb::State* lb) {
+                 const lb::State* lb, const std::vector<bool>& backend_slots) {
   Json::Array rows;
   std::uint64_t matched = 0;
   for (std::uint32_t w = 0; w < v.workers.size(); ++w) {
     auto visit = [&](int family) {
       return [&, family](flow::Handle, const auto& e, const flow::Cold& c) {
+        if (!on_backend(backend_slots, c)) return;
         const std::uint32_t idle = elapsed_ms(static_cast<Millis>(now_ms), e.last_seen);
         const auto stuck = classify_stuck(e.status, idle, threshold_s * 1000u);
         if (!stuck) return;

@@ -740,7 +740,8 @@ def endpoint_text(addr, port):
 def ask_flows(run):
     """`ctlbctl flows` in mode lb: every flow with its VIP and backend, the
     flows of each backend in each VIP (--vip --backend), of the backend that
-    serves two VIPs in both (--backend), the text table, and two refusals."""
+    serves two VIPs in both (--backend), the text table, and refusals; stuck
+    with the same options."""
     def flows(*args):
         rc, out, err = run.ctl("flows", "--json", "--limit", "100000", *args)
         if rc != 0:
@@ -754,6 +755,8 @@ def ask_flows(run):
             "text": run.ctl("flows", "--vip", "web", "--limit", "2"),
             "lb_text": run.ctl("lb"),
             "no_vip": run.ctl("flows", "--vip", "nosuch"),
+            "stuck_no_vip": run.ctl("stuck", "--vip", "nosuch"),
+            "stuck": run.ctl("stuck", "--json", "--threshold", "0", "--backend", shared),
             "not_in_vip": run.ctl("flows", "--vip", "web6", "--backend", shared)}
 
 
@@ -829,10 +832,14 @@ def check_flows(name, answers, conv, ambiguous):
     check(rc == 0 and len(lines) == 4 and "BACKEND" in lines[0] and all(
         any(endpoint_text(a, p) in line for a, p, _, _ in POOL4) for line in lines[1:3]),
           f"{name}: ctlbctl flows --vip web shows a BACKEND column: {lines[:2]}")
+    # stuck takes the same selection (none of these connections is stuck: all closed).
+    rc, out, err = answers["stuck"]
+    check(rc == 0 and json.loads(out)["matched"] == 0, f"{name}: ctlbctl stuck --backend {shared}: exit {rc} {out[:80]}")
     for key, want in (("no_vip", "no VIP 'nosuch' (give its name or ADDRESS:PORT)"),
+                      ("stuck_no_vip", "no VIP 'nosuch' (give its name or ADDRESS:PORT)"),
                       ("not_in_vip", f"no backend {shared} in VIP 'web6' (ctlbctl lb lists them)")):
         rc, _, err = answers[key]
-        check(rc == 1 and want in err, f"{name}: ctlbctl flows refuses ({key}): exit {rc}, {err.strip()!r}")
+        check(rc == 1 and want in err, f"{name}: ctlbctl refuses ({key}): exit {rc}, {err.strip()!r}")
 
 
 def run_conversation(binaries, conv, workers, reference):

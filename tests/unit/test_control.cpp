@@ -213,6 +213,7 @@ TEST(Api, AnswersAndValidates) {
       {R"({"cmd":"flows","port":70000})", "\"port\" must be an integer in 0..65535"},
       {R"({"cmd":"flows","limit":-1})", "\"limit\" must be an integer in 0..100000"},
       {R"({"cmd":"flows","backend":"198.18.2.11:8080"})", "\"vip\" and \"backend\" need the dataplane in mode lb"},
+      {R"({"cmd":"stuck","vip":"web"})", "\"vip\" and \"backend\" need the dataplane in mode lb"},
       {R"({"cmd":"stuck","threshold_s":"60"})", "\"threshold_s\" must be an integer in 0..8640000"},
   };
   for (const auto& [req, message] : bad) {

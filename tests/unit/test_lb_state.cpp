@@ -1047,3 +1047,48 @@ TEST(LbFlows, AVipWithNoBackendMatchesNoFlow) {
   EXPECT_EQ(control::query_flows(view, control::FlowFilter{}, 2'000, &block.state()).get("matched")->as_number(), 2);
   EXPECT_EQ(control::query_flows(view, f, 2'000, &block.state()).get("matched")->as_number(), 0);
 }
+
+// stuck takes the same selection: the CLOSE_WAIT connections of one backend.
+TEST_F(LbState, StuckFiltersByBackendToo) {
+  using namespace ctlb;
+  using control::Json;
+  namespace tf = packet::tcpflag;
+  ctlb_test::HeapTable<flow::V4> t4(1024);
+  ctlb_test::HeapTable<flow::V6> t6(64);
+  flow::Tracker tracker(t4.table, t6.table, tcp::Config{});
+  auto server_view = [](std::uint16_t cport, std::uint8_t flags, std::uint32_t seq, std::uint32_t ack) {
+    packet::PacketView v = client_view(2, cport, flags, seq);
+    std::swap_ranges(v.src, v.src + 4, v.dst);
+    std::swap(v.sport, v.dport);
+    v.ack = ack;
+    return v;
+  };
+  auto with_ack = [](packet::PacketView v, std::uint32_t ack) {
+    v.ack = ack;
+    return v;
+  };
+  const std::uint32_t on11 = slot_in(s_, kWeb, "198.18.2.11", 8080), on12 = slot_in(s_, kWeb, "198.18.2.12", 8080);
+  for (const auto& [port, slot] : {std::pair<std::uint16_t, std::uint32_t>{40001, on11}, {40002, on12}, {40003, on12}}) {
+    const flow::Clock t{1'000};
+    const flow::TrackResult r = tracker.track(client_view(2, port, tf::kSyn, 100), t);
+    ASSERT_NE(r.handle, flow::kNoHandle);
+    tracker.set_backend(packet::IpFamily::V4, r.handle, static_cast<std::uint16_t>(slot));
+    tracker.track(server_view(port, tf::kSyn | tf::kAck, 900, 101), t);
+    tracker.track(with_ack(client_view(2, port, tf::kAck, 101), 901), t);
+    tracker.track(with_ack(client_view(2, port, tf::kFin | tf::kAck, 101), 901), t);
+    tracker.track(server_view(port, tf::kAck, 901, 102), t);  // the server's application never closes
+  }
+  control::View view;
+  view.workers.push_back({t4.table, t6.table});
+  view.timeouts = tcp::default_timeouts();
+  EXPECT_EQ(control::query_stuck(view, 30, 60'000, 100, &s_).get("matched")->as_number(), 3);
+  std::vector<bool> slots;
+  const std::string b12 = "198.18.2.12:8080";
+  ASSERT_EQ(control::select_backends(s_, nullptr, &b12, slots), "");
+  const Json on_12 = control::query_stuck(view, 30, 60'000, 100, &s_, slots);
+  EXPECT_EQ(on_12.get("matched")->as_number(), 2);
+  for (const Json& row : on_12.get("stuck")->as_array()) {
+    EXPECT_EQ(row.get("backend")->as_string(), b12);
+    EXPECT_EQ(row.get("state")->as_string(), "CLOSE_WAIT");
+  }
+}
