@@ -127,13 +127,16 @@ std::string handle_api(const std::string& line, const View& view, const std::vec
     // Mode lb: flows and stuck rows name their VIP and backend, from the
     // live generation, read under the publishers' lock.
     std::unique_lock<std::mutex> state_lock;
+    auto lock_state = [&] {
+      if (lb.state_mutex) state_lock = std::unique_lock(*lb.state_mutex);
+    };
     auto live_state = [&]() -> const lb::State* {
       if (!lb.view || !lb.view->zone) return nullptr;
-      if (lb.state_mutex) state_lock = std::unique_lock(*lb.state_mutex);
+      lock_state();
       return shm::live_lb_generation(*lb.view->zone);
     };
     // flows and stuck: "vip" and "backend" (mode lb) select backend slots.
-    auto backend_filter = [&](const lb::State* live, std::vector<bool>& slots) {
+    auto backend_filter = [&](const lb::State* live, std::optional<std::vector<bool>>& slots) {
       const Json* vip = req->get("vip");
       const Json* backend = req->get("backend");
       if (!vip && !backend) return;
@@ -162,14 +165,14 @@ std::string handle_api(const std::string& line, const View& view, const std::vec
       const std::uint32_t threshold = get_uint(*req, "threshold_s", 60, 100u * 86400);
       const std::uint32_t limit = get_uint(*req, "limit", 100, kMaxLimit);
       const lb::State* live = live_state();
-      std::vector<bool> slots;
+      std::optional<std::vector<bool>> slots;
       backend_filter(live, slots);
       return with_ok(query_stuck(view, threshold, now_ms, limit, live, slots)).dump();
     }
     if (c == "lb") {
       only_keys(*req, {"cmd"});
       if (!lb.view || !lb.view->zone) return error_line("the dataplane does not run in mode lb");
-      live_state();
+      lock_state();
       return with_ok(query_lb(*lb.view, view)).dump();
     }
     if (c == "neighbours") {
@@ -199,7 +202,7 @@ std::string handle_api(const std::string& line, const View& view, const std::vec
       const std::uint32_t weight = get_uint(*req, "weight", 1, 65535);
       const std::string err = lb.change(op, text("vip"), text("backend"), weight);  // takes the lock itself
       if (!err.empty()) return error_line(err);
-      live_state();
+      lock_state();
       return with_ok(query_lb(*lb.view, view)).dump();
     }
     if (c == "reload") {

@@ -20,43 +20,59 @@ std::string publish(shm::LbZone& z, const std::function<std::string(lb::State&)>
   return {};
 }
 
+namespace {
+
+// An operator's VIP and backend arguments (the backend commands', flows'
+// and stuck's), or the error to answer.
+std::string vip_argument(const lb::State& s, const std::string& vip, std::uint32_t& v) {
+  v = lb::vip_by_name(s, vip);
+  return v == lb::kNoVip ? "no VIP '" + vip + "' (give its name or ADDRESS:PORT)" : std::string();
+}
+
+std::string backend_argument(const std::string& backend, config::IpAddr& addr, std::uint16_t& port) {
+  return lb::parse_endpoint(backend, addr, port)
+             ? std::string()
+             : "backend '" + backend + "': expected ADDRESS:PORT or [IPv6-ADDRESS]:PORT";
+}
+
+}  // namespace
+
 std::string publish_change(shm::LbZone& z, lb::Op op, const std::string& vip, const std::string& backend,
                            std::uint32_t weight, const GraceWait& wait) {
   config::IpAddr addr;
   std::uint16_t port = 0;
-  if (!lb::parse_endpoint(backend, addr, port))
-    return "backend '" + backend + "': expected ADDRESS:PORT or [IPv6-ADDRESS]:PORT";
-  const std::uint32_t v = lb::vip_by_name(*shm::live_lb_generation(z), vip);
-  if (v == lb::kNoVip) return "no VIP '" + vip + "' (give its name or ADDRESS:PORT)";
+  std::uint32_t v = lb::kNoVip;
+  if (std::string err = backend_argument(backend, addr, port); !err.empty()) return err;
+  if (std::string err = vip_argument(*shm::live_lb_generation(z), vip, v); !err.empty()) return err;
   return publish(z, [&](lb::State& next) { return lb::apply(next, op, v, addr, port, weight); }, wait);
 }
 
 std::string select_backends(const lb::State& s, const std::string* vip, const std::string* backend,
-                            std::vector<bool>& slots) {
+                            std::optional<std::vector<bool>>& slots) {
   std::uint32_t v = lb::kNoVip;
-  if (vip) {
-    v = lb::vip_by_name(s, *vip);
-    if (v == lb::kNoVip) return "no VIP '" + *vip + "' (give its name or ADDRESS:PORT)";
-  }
   config::IpAddr addr;
   std::uint16_t port = 0;
-  if (backend && !lb::parse_endpoint(*backend, addr, port))
-    return "backend '" + *backend + "': expected ADDRESS:PORT or [IPv6-ADDRESS]:PORT";
-  slots.assign(s.slot_count, false);
-  bool any = false;
-  for (std::uint32_t b = 0; b < s.slot_count; ++b) {
-    const lb::BackendSlot& bs = s.slots[b];
-    if (bs.state == lb::SlotState::Free || (vip && bs.vip != v)) continue;
-    if (backend && (bs.family != addr.family || bs.port != port ||
-                    std::memcmp(bs.addr, addr.bytes.data(), addr.family == 4 ? 4 : 16) != 0))
-      continue;
-    slots[b] = true;
-    any = true;
+  if (vip)
+    if (std::string err = vip_argument(s, *vip, v); !err.empty()) return err;
+  if (backend)
+    if (std::string err = backend_argument(*backend, addr, port); !err.empty()) return err;
+  auto in_vip = [&](std::uint32_t b) {
+    return s.slots[b].state != lb::SlotState::Free && (!vip || s.slots[b].vip == v);
+  };
+  std::vector<bool> chosen(s.slot_count, false);
+  if (backend) {
+    bool any = false;
+    lb::for_each_slot(s, addr.family, addr.bytes.data(), port, [&](std::uint32_t b) {
+      if (in_vip(b)) chosen[b] = any = true;
+      return false;
+    });
+    if (!any)
+      return "no backend " + *backend + (vip ? " in VIP '" + std::string(s.vips[v].name) + "'" : " in any VIP") +
+             " (ctlbctl lb lists them)";
+  } else {
+    for (std::uint32_t b = 0; b < s.slot_count; ++b) chosen[b] = in_vip(b);  // none for an empty pool
   }
-  if (!any && backend)
-    return "no backend " + *backend + (vip ? " in VIP '" + std::string(s.vips[v].name) + "'" : " in any VIP") +
-           " (ctlbctl lb lists them)";
-  if (!any) slots.assign(1, false);  // a VIP with no backend: matches no flow (an empty filter would match all)
+  slots = std::move(chosen);
   return {};
 }
 

@@ -5,6 +5,7 @@
 // ctlb-control supplies the QSBR grace-period wait.
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,11 +46,11 @@ std::string publish_change(shm::LbZone& z, lb::Op op, const std::string& vip, co
 // BACKEND ADDRESS:PORT or [IPv6-ADDRESS]:PORT): every slot of the VIP, every
 // VIP's slot of the backend (one serving several VIPs has one slot in
 // each), or the backend's slot in the VIP; removed backends included, as
-// their connections may still be open. Fills `slots` (indexed by slot) and
+// their connections may still be open. Sets `slots` (indexed by slot) and
 // returns "", or returns an error message for an unknown VIP, a malformed
 // backend, or a backend that is in none of the VIPs asked about.
 std::string select_backends(const lb::State& s, const std::string* vip, const std::string* backend,
-                            std::vector<bool>& slots);
+                            std::optional<std::vector<bool>>& slots);
 
 // {"vips": [{name, address, port, table_size, generation, backends: [...]}]}
 // with per-backend counters summed over workers, and the connections each

@@ -53,8 +53,8 @@ Json flow_row(std::uint32_t worker, const E& e, const flow::Cold& c, std::uint64
   return Json(std::move(o));
 }
 
-bool on_backend(const std::vector<bool>& slots, const flow::Cold& c) {
-  return slots.empty() || (c.backend < slots.size() && slots[c.backend]);
+bool on_backend(const std::optional<std::vector<bool>>& slots, const flow::Cold& c) {
+  return !slots || (c.backend < slots->size() && (*slots)[c.backend]);
 }
 
 template <class E>
@@ -91,7 +91,7 @@ Json query_flows(const View& v, const FlowFilter& f, std::uint64_t now_ms, const
 }
 
 Json query_stuck(const View& v, std::uint32_t threshold_s, std::uint64_t now_ms, std::uint32_t limit,
-                 const lb::State* lb, const std::vector<bool>& backend_slots) {
+                 const lb::State* lb, const std::optional<std::vector<bool>>& backend_slots) {
   Json::Array rows;
   std::uint64_t matched = 0;
   for (std::uint32_t w = 0; w < v.workers.size(); ++w) {

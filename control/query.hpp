@@ -35,8 +35,8 @@ struct FlowFilter {
   std::optional<std::uint16_t> port;          // either endpoint's port
   // Mode lb: only connections whose backend slot is set here (the slots of
   // a VIP, a backend, or a backend in one VIP: select_backends() in
-  // control/lb_admin.hpp); empty: any.
-  std::vector<bool> backend_slots;
+  // control/lb_admin.hpp); nullopt: any.
+  std::optional<std::vector<bool>> backend_slots;
   std::uint32_t limit = 100;
 };
 
@@ -61,10 +61,10 @@ std::optional<tcp::EpState> parse_ep_state(const std::string& name);
 // (mode lb), each row also names its connection's "vip" and "backend"
 // (ADDRESS:PORT), both null for a connection that has no backend.
 Json query_flows(const View& v, const FlowFilter& f, std::uint64_t now_ms, const lb::State* lb = nullptr);
-// {"stuck": [...], "threshold_s": N}; rows as query_flows's, and only those
-// whose backend slot is set in `backend_slots` when that is not empty.
+// {"stuck": [...], "threshold_s": N}; rows as query_flows's, and with
+// `backend_slots` only those whose backend slot is set there.
 Json query_stuck(const View& v, std::uint32_t threshold_s, std::uint64_t now_ms, std::uint32_t limit,
-                 const lb::State* lb = nullptr, const std::vector<bool>& backend_slots = {});
+                 const lb::State* lb = nullptr, const std::optional<std::vector<bool>>& backend_slots = std::nullopt);
 // {"stats": {name: value, ...}, "workers": N, "ports": [...]}, plus `extra`
 // (the control process's own counters).
 Json query_stats(const View& v, const std::vector<shm::Stat>& extra);
