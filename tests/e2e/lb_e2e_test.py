@@ -489,6 +489,11 @@ def tcp_segments(packets):
     return [p for p in packets if not p["problem"] and p["proto"] == 6]
 
 
+def rst_segments(packets):
+    """The RSTs among them."""
+    return [p for p in tcp_segments(packets) if p["flags"] & 0x04]
+
+
 def flag_names(flags):
     return "".join(c for bit, c in ((0x02, "S"), (0x10, "."), (0x08, "P"), (0x01, "F"), (0x04, "R")) if flags & bit)
 
@@ -563,8 +568,8 @@ def late_by_backend(late, packets_by_side):
         if side == "backend":
             counted[BY_ADDRESS.get(server, server)] += 1
             continue
-        to = [p["dst"] for p in tcp_segments(packets_by_side["backend"])
-              if p["flags"] & 0x04 and p["src"] == CLIENT and p["sport"] == port and p["seq"] == seq]
+        to = [p["dst"] for p in rst_segments(packets_by_side["backend"])
+              if p["src"] == CLIENT and p["sport"] == port and p["seq"] == seq]
         counted[BY_ADDRESS.get(to[0], to[0]) if to else "?"] += 1
     return counted
 
@@ -574,16 +579,14 @@ def resets_forwarded(packets_by_side):
     (on s0) and the backends' towards the client (on c0, from the VIP; their
     backend is the one whose RST with the same port and sequence number
     passed s0; "?" if none did)."""
-    def resets(side):
-        return [p for p in tcp_segments(packets_by_side[side]) if p["flags"] & 0x04]
     counted = collections.Counter()
     from_backends = collections.defaultdict(list)  # (client port, seq) -> the backends that sent such a RST
-    for p in resets("backend"):
+    for p in rst_segments(packets_by_side["backend"]):
         if p["src"] == CLIENT:
             counted[BY_ADDRESS.get(p["dst"], p["dst"])] += 1
         else:
             from_backends[(p["dport"], p["seq"])].append(BY_ADDRESS.get(p["src"], p["src"]))
-    for r in resets("client"):
+    for r in rst_segments(packets_by_side["client"]):
         if r["src"] == VIP:
             senders = from_backends.get((r["dport"], r["seq"]))
             counted[senders.pop(0) if senders else "?"] += 1

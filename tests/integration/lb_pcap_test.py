@@ -32,9 +32,9 @@ so that what it asserts does not depend on that interleaving:
     backend side (SYN-ACK, response, FIN-ACK), the latter written for the
     backend each connection got in run 1. With invalid_policy forward and
     unknown_flows loose, every packet is forwarded and rewritten the same way
-    in any interleaving: an entry made by the client's SYN holds the Maglev pick, an
-    entry picked up from the backend side holds the backend it came from, and
-    run 1 made those equal. Asserted: each output capture equals, as a
+    in any interleaving: an entry made by the client's SYN holds the Maglev
+    pick, an entry picked up from the backend side holds the backend it came
+    from, and run 1 made those equal. Asserted: each output capture equals, as a
     multiset and in order per connection, the input rewritten by scapy (dst ->
     backend on the way in, src -> VIP on the way out, TTL - 1, MACs from the
     neighbour table, checksums recomputed from scratch) and every checksum
@@ -488,19 +488,18 @@ class Run:
         return self.dp.wait_for(lambda s: rx_total(s) == n_rx and accounted(s) == n_rx, timeout)
 
     def start_control(self):
-        ctlbctl, control = self.binaries[1], self.binaries[2]
+        control = self.binaries[2]
         self.control_log = open(os.path.join(self.tmp, "control.log"), "w+")
         self.control = subprocess.Popen([control, "--config", self.dp.config, "--interval-ms", "1000"],
                                         stdout=self.control_log, stderr=subprocess.STDOUT)
         processes.append(self.control)
         deadline = time.monotonic() + 30
         while True:
-            r = subprocess.run([ctlbctl, "lb", "--json", "--socket", os.path.join(self.tmp, "control.sock")],
-                               capture_output=True, text=True)
-            if r.returncode == 0:
-                return json.loads(r.stdout)
+            rc, out, err = self.ctl("lb", "--json")
+            if rc == 0:
+                return json.loads(out)
             if self.control.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"ctlbctl lb: exit {r.returncode} {r.stderr.strip()}")
+                raise RuntimeError(f"ctlbctl lb: exit {rc} {err.strip()}")
             time.sleep(0.05)
 
     def ctl(self, *args):
