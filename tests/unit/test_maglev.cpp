@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <numeric>
 #include <random>
 #include <vector>
 
@@ -211,6 +212,112 @@ TEST(Maglev, SameTableInEveryProcess) {
     h = (h ^ (b >> 8)) * 0x100000001b3ull;
   }
   EXPECT_EQ(h, 0xc35626d2c69d57a9ull) << std::hex << h;
+}
+
+// The same pin for an equal-weight pool, which build_maglev() fills by a
+// faster route (two passes a round, then first arrivals) than weighted ones.
+TEST(Maglev, SameEqualWeightTableInEveryProcess) {
+  const auto t = build(pool(100));
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  for (auto b : t) {
+    h = (h ^ (b & 0xff)) * 0x100000001b3ull;
+    h = (h ^ (b >> 8)) * 0x100000001b3ull;
+  }
+  EXPECT_EQ(h, 0x0d55e77c0fd33630ull) << std::hex << h;
+}
+
+// The construction as maglev.hpp states it, one step at a time: walkers in
+// identity order, each round every live walker steps (weighted: a step per
+// lightest live weight of credit), taking the free slot under it while it
+// has room, or one spare slot if its share has a fraction and spares are
+// left; a walker that can take no more leaves at that step.
+std::vector<std::uint16_t> stepwise(const std::vector<MaglevBackend>& p, std::uint32_t m) {
+  struct W {
+    std::uint32_t slot, skip, room, weight, credit;
+    std::uint16_t backend;
+    bool round_up;
+  };
+  std::vector<std::uint16_t> t(m, kNoBackend);
+  std::vector<std::uint16_t> order;
+  std::uint64_t total = 0;
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    if (p[i].weight == 0) continue;
+    order.push_back(static_cast<std::uint16_t>(i));
+    total += p[i].weight;
+  }
+  std::sort(order.begin(), order.end(),
+            [&](std::uint16_t a, std::uint16_t b) { return ctlb::lb::detail::id_less(p[a].id, p[b].id); });
+  std::vector<W> live;
+  std::uint64_t due = 0;
+  for (const auto i : order) {
+    const std::uint64_t share = std::uint64_t{m} * p[i].weight;
+    W w{static_cast<std::uint32_t>(ctlb::lb::detail::hash_id(p[i].id, 0x6d61676c65763031ull) % m),
+        static_cast<std::uint32_t>(ctlb::lb::detail::hash_id(p[i].id, 0x6d61676c65763032ull) % (m - 1)) + 1,
+        static_cast<std::uint32_t>(share / total), p[i].weight, 0, i, share % total != 0};
+    while (std::gcd(w.skip, m) != 1) w.skip = w.skip % (m - 1) + 1;
+    due += w.room;
+    if (w.room > 0 || w.round_up) live.push_back(w);
+  }
+  std::uint64_t spare = m - due, filled = 0;
+  while (filled < m && !live.empty()) {
+    std::uint32_t lightest = ~0u;
+    for (const W& w : live) lightest = std::min(lightest, w.weight);
+    std::vector<W> next;
+    for (W w : live) {
+      bool more = true;
+      std::uint64_t credit = std::uint64_t{w.credit} + w.weight;
+      for (; more && credit >= lightest; credit -= lightest) {
+        const std::uint32_t c = w.slot;
+        w.slot = static_cast<std::uint32_t>((std::uint64_t{c} + w.skip) % m);
+        if (t[c] == kNoBackend && (w.room > 0 || (w.round_up && spare > 0))) {
+          if (w.room > 0) {
+            --w.room;
+          } else {
+            --spare;
+            w.round_up = false;
+          }
+          t[c] = w.backend;
+          ++filled;
+        }
+        more = w.room > 0 || (w.round_up && spare > 0);
+      }
+      w.credit = static_cast<std::uint32_t>(credit);
+      if (more) next.push_back(w);
+    }
+    live = std::move(next);
+  }
+  return t;
+}
+
+// build_maglev() takes shortcuts (a bitmap of taken slots, two passes a
+// round, the last slots by first arrival): the tables must be the ones the
+// plain construction gives, for any pool. Random pools: equal weights
+// (the shortcut's case) and weighted, table sizes down to 2, pools larger
+// than the table, IPv4 and IPv6 identities.
+TEST(Maglev, SameTableAsTheStepByStepConstruction) {
+  std::mt19937_64 rng(20261208);
+  const std::uint32_t sizes[] = {2, 3, 101, 1009, 65537};
+  for (int round = 0; round < 300; ++round) {
+    const std::uint32_t m = sizes[rng() % 5];
+    const std::size_t n = rng() % 5 == 0 ? rng() % 1200 : rng() % 120;
+    const int weights = static_cast<int>(rng() % 4);  // 0, 1: all equal; 2: 0..5; 3: 1..65535
+    std::vector<MaglevBackend> p(n);
+    for (auto& b : p) {
+      b = {};
+      const std::uint64_t hi = rng(), lo = rng();
+      std::memcpy(b.id.addr, &hi, 8);
+      std::memcpy(b.id.addr + 8, &lo, 8);
+      if (rng() % 2 == 0) {
+        std::memset(b.id.addr, 0, 10);
+        b.id.addr[10] = b.id.addr[11] = 0xff;
+      }
+      b.id.port = static_cast<std::uint16_t>(rng());
+      b.weight = weights < 2 ? 1 + static_cast<std::uint32_t>(weights) * 6
+                 : weights == 2 ? static_cast<std::uint32_t>(rng() % 6)
+                                : 1 + static_cast<std::uint32_t>(rng() % 65535);
+    }
+    ASSERT_EQ(build(p, m), stepwise(p, m)) << "pool " << round << ": M " << m << ", N " << n;
+  }
 }
 
 TEST(Maglev, ZeroWeightGetsNothingAndAllZeroIsEmpty) {
