@@ -1,5 +1,6 @@
 // Micro-benchmarks of the tracking hot path: parse, key + hash, flow table
-// (lookup, bulk lookup, insert), the TCP state machine and the whole tracker.
+// (lookup, bulk lookup, insert), the TCP state machine and the whole tracker;
+// and of mode lb's parts: Maglev table build and pick, NAT rewrite.
 //
 // Every benchmark reports per packet (or per table operation):
 //   items_per_second  packets (operations) per second of CPU time
@@ -35,6 +36,8 @@
 #include "dataplane/flow/flow_table.hpp"
 #include "dataplane/flow/tracker.hpp"
 #include "dataplane/lb/maglev.hpp"
+#include "dataplane/lb/nat.hpp"
+#include "dataplane/packet/checksum.hpp"
 #include "dataplane/packet/parse.hpp"
 #include "dataplane/tcp/tcp_tracker.hpp"
 
@@ -951,6 +954,138 @@ void BM_MaglevBuild(benchmark::State& state, bool weighted) {
 }
 BENCHMARK_CAPTURE(BM_MaglevBuild, equal, false)->Arg(10)->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_MaglevBuild, weighted, true)->Arg(10)->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecond);
+
+// The backend of a new flow: maglev_pick() on a table of 65537 slots for 100
+// backends, flow hashes from a ring of random ones (the table, 128 KiB,
+// stays in cache as it does on a worker that picks for many SYNs).
+void BM_MaglevPick(benchmark::State& state) {
+  const auto pool = maglev_pool(100, false);
+  std::vector<std::uint16_t> table(ctlb::lb::kDefaultTableSize);
+  ctlb::lb::build_maglev(pool, table);
+  std::vector<std::uint32_t> hashes(4096);
+  std::mt19937 rng(kSeed);
+  for (auto& h : hashes) h = static_cast<std::uint32_t>(rng());
+  std::size_t i = 0;
+  std::uint64_t outside = 0;
+  Elapsed e;
+  Stopwatch sw;
+  sw.start();
+  for (auto _ : state) {
+    outside += ctlb::lb::maglev_pick(table, hashes[i]) >= pool.size();
+    i = (i + 1) & (hashes.size() - 1);
+  }
+  sw.stop(e);
+  if (outside) state.SkipWithError("a pick outside the pool");
+  report(state, static_cast<double>(state.iterations()), e);
+}
+BENCHMARK(BM_MaglevPick);
+
+// ------------------------------------------------------------------- NAT
+
+// Frames with valid IPv4 and TCP checksums for the NAT rewrite, each from a
+// client to one of 16 VIPs (198.51.100.0/28) and rewritten to that VIP's
+// backend (10.1.0.x, port 8080) as a worker does on the way in: IPv4 data
+// and ACK segments as parse_ack_segment() accepts them (ack: the common
+// case, with the checksum changes a lb::BackendSlot precomputes), or half
+// IPv4 and half IPv6 through the PacketView forms (view).
+struct NatRing {
+  static constexpr std::size_t kCount = 4096;  // power of two
+  static constexpr std::size_t kStride = 2304;
+  Region mem;
+  std::uint8_t* data;
+  std::vector<std::uint8_t> pristine;
+  PacketView views[kCount];
+  std::uint8_t backend[16][16];
+  lb::NatChange4 change[16];
+  std::uint8_t vip_of[kCount];
+  std::uint32_t len[kCount];
+
+  explicit NatRing(bool with_v6) : mem(kCount * kStride), data(static_cast<std::uint8_t*>(mem.get())) {
+    std::mt19937_64 rng(kSeed);
+    for (std::size_t k = 0; k < 16; ++k) {
+      std::memset(backend[k], 0, 16);
+      const std::uint8_t a[4] = {10, 1, 0, static_cast<std::uint8_t>(k + 1)};
+      std::memcpy(backend[k], a, 4);
+      std::uint8_t vip[4];
+      store_be32(vip, 0xC6336400u + static_cast<std::uint32_t>(k));
+      change[k] = lb::nat_change4(vip, 80, backend[k], 8080);
+    }
+    for (std::size_t i = 0; i < kCount; ++i) {
+      Conn c = random_conn(rng);
+      c.srv_port = 80;
+      vip_of[i] = static_cast<std::uint8_t>(c.srv_ip - 0xC6336400u);
+      Segment s = segment(c, true, (rng() & 1) ? tf::kAck | tf::kPsh : tf::kAck, 0, Opts::Timestamps);
+      if (s.flags & tf::kPsh) s.payload = static_cast<std::uint32_t>(rng() % 1400);
+      if (with_v6 && (i & 1)) {
+        s.v6 = true;
+        const std::uint8_t pfx[8] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0};
+        std::memcpy(s.src, pfx, 8);
+        std::memcpy(s.dst, pfx, 8);
+        for (int b = 8; b < 16; ++b) s.src[b] = static_cast<std::uint8_t>(rng());
+      }
+      std::uint8_t* f = &data[i * kStride];
+      len[i] = static_cast<std::uint32_t>(write_frame(f, s));
+      for (std::uint32_t b = 0; b < s.payload; ++b) f[len[i] - s.payload + b] = static_cast<std::uint8_t>(rng());
+      if (packet::parse_frame(f, len[i], views[i]) != ParseResult::Tcp) std::abort();
+      const PacketView& v = views[i];
+      if (v.family == packet::IpFamily::V4) {
+        store_be16(f + v.l3_offset + 10, 0);
+        store_be16(f + v.l3_offset + 10, static_cast<std::uint16_t>(~packet::fold(
+                                             packet::ones_sum(f + v.l3_offset, v.l4_offset - v.l3_offset))));
+      }
+      std::uint32_t sum = packet::ones_sum(v.src, v.family == packet::IpFamily::V4 ? 4 : 16);
+      sum = packet::ones_sum(v.dst, v.family == packet::IpFamily::V4 ? 4 : 16, sum);
+      sum += 6 + (v.l4_len & 0xffff) + (v.l4_len >> 16);
+      sum = packet::ones_sum(f + v.l4_offset, v.l4_len, sum);  // the checksum field is 0 here
+      store_be16(f + v.l4_offset + 16, static_cast<std::uint16_t>(~packet::fold(sum)));
+    }
+    pristine.assign(data, data + kCount * kStride);
+  }
+
+  std::uint8_t* frame(std::size_t i) noexcept { return &data[i * kStride]; }
+  void restore() noexcept { std::memcpy(data, pristine.data(), pristine.size()); }
+
+  // Every frame's checksums verify, each rewritten once or not at all.
+  bool all_valid() {
+    for (std::size_t i = 0; i < kCount; ++i) {
+      PacketView v;
+      if (packet::parse_frame(frame(i), len[i], v) != ParseResult::Tcp) return false;
+      if (v.family == packet::IpFamily::V4 && !packet::ipv4_header_checksum_ok(frame(i), v)) return false;
+      if (!packet::tcp_checksum_ok(frame(i), v)) return false;
+    }
+    return true;
+  }
+};
+
+void BM_NatRewrite(benchmark::State& state, bool ack) {
+  NatRing ring(!ack);
+  packet::AckSegment a;
+  std::size_t i = 0;
+  std::uint64_t rewritten = 0;
+  Elapsed e;
+  Stopwatch sw;
+  sw.start();
+  for (auto _ : state) {
+    std::uint8_t* f = ring.frame(i);
+    const unsigned k = ring.vip_of[i];
+    if (ack) lb::rewrite_dst_and_ttl(f, a, ring.backend[k], 8080, ring.change[k]);
+    else lb::rewrite_dst_and_ttl(f, ring.views[i], ring.backend[k], 8080);
+    ++rewritten;
+    i = (i + 1) & (NatRing::kCount - 1);
+    if (i == 0) {  // each frame is rewritten once: the originals back, untimed
+      sw.stop(e);
+      state.PauseTiming();
+      ring.restore();
+      state.ResumeTiming();
+      sw.start();
+    }
+  }
+  sw.stop(e);
+  if (!ring.all_valid()) state.SkipWithError("a rewritten frame's checksum does not verify");
+  report(state, static_cast<double>(rewritten), e);
+}
+BENCHMARK_CAPTURE(BM_NatRewrite, ack, true);
+BENCHMARK_CAPTURE(BM_NatRewrite, view, false);
 
 // ---------------------------------------------------------------- memory
 
