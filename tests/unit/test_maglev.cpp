@@ -320,6 +320,17 @@ TEST(Maglev, SameTableAsTheStepByStepConstruction) {
   }
 }
 
+// The largest table the configuration allows (1048573 slots), where the
+// fill's arithmetic (arrivals mod M) has the most room to go wrong.
+TEST(Maglev, SameTableAsTheStepByStepConstructionAtTheLargestSize) {
+  constexpr std::uint32_t kLargest = 1048573;
+  auto p = pool(100);
+  EXPECT_EQ(build(p, kLargest), stepwise(p, kLargest)) << "equal weights";
+  p.resize(10);
+  for (std::size_t i = 0; i < p.size(); ++i) p[i].weight = 1 + static_cast<std::uint32_t>(i % 3);
+  EXPECT_EQ(build(p, kLargest), stepwise(p, kLargest)) << "weights 1..3";
+}
+
 TEST(Maglev, ZeroWeightGetsNothingAndAllZeroIsEmpty) {
   auto p = pool(3);
   p[1].weight = 0;
