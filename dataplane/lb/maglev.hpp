@@ -42,9 +42,9 @@
 // The same tables, computed faster for equal weights (fill_equal(): a
 // bitmap of taken slots, two passes a round, the last M / 256 slots by first
 // arrival instead of steps). On a slower host (AMD EPYC VM, 2026-12-08),
-// build N = 10 / 100 / 1000: 1.23-1.30 / 1.40-1.53 / 2.26-2.29 ms stepping
-// in turns, 0.81-0.86 / 0.75-0.76 / 1.13-1.15 ms now (three runs of three);
-// weighted pools still step in turns (1.75-1.86 ms at N = 100, weights
+// build N = 10 / 100 / 1000: 1.23-1.30 / 1.40-1.53 / 2.26-2.29 ms step by
+// step, 0.81-0.86 / 0.75-0.76 / 1.13-1.15 ms now (three runs of three);
+// weighted pools still go step by step (1.75-1.86 ms at N = 100, weights
 // 1..5). Tables larger than the L2 cache gain most from the bitmap: M =
 // 655373, N = 100: 36 -> 14 ms; M = 1048573: 64 -> 27 ms (median of 7).
 // SameTableAsTheStepByStepConstruction checks the equivalence.
@@ -73,7 +73,9 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <span>
+#include <utility>
 #include <vector>
 
 namespace ctlb::lb {
@@ -198,8 +200,9 @@ inline std::uint32_t inverse_mod(std::uint32_t a, std::uint32_t m) noexcept {
 inline constexpr std::uint32_t kArrivalsBelow = 256;
 
 // An equal-weight fill's state: a bit per slot, set once the slot is taken
-// (M / 8 bytes, which stay in L1 cache where the table's 2 * M bytes do
-// not: every step tests one), the spare slots left and the slots filled.
+// (M / 8 bytes, 8 KiB at the default M, which stay in L1 cache where the
+// table's 2 * M bytes do not: every step tests one), the spare slots left
+// and the slots filled.
 struct EqualFill {
   std::span<std::uint16_t> table;
   std::vector<std::uint64_t> taken;
@@ -272,23 +275,25 @@ inline void finish_by_arrivals(std::vector<Walker>& live, EqualFill& f) {
   }
 }
 
-// The fill of an equal-weight pool: the same table as step() in turns,
-// faster. A round takes two passes. The first moves every walker on and
+// The fill of an equal-weight pool: the same table as step() walker after
+// walker, faster. A round takes two passes. The first moves every walker on and
 // notes which landed on a slot free at the round's start, with no branch on
 // it (whether a slot is free is a coin toss for much of the fill, and a
 // mispredicted branch cost more than the step). The second lets those
 // walkers, in order, take their slots, unless an earlier one of the round
 // took it first or the walker can take no more. A walker that can take no
-// more leaves at the end of a round rather than at its next step: with
-// equal weights that changes nothing (weighted paces depend on who is live,
-// so weighted pools step in turns). The last slots are filled by arrivals.
-inline void fill_equal(std::vector<Walker>& live, std::span<std::uint16_t> table, std::uint32_t spare) {
+// more leaves at the end of a round rather than at the step where it stops:
+// with equal weights that changes nothing (weighted paces depend on who is
+// live, so weighted pools go step by step). The last M / `arrivals_below`
+// slots are filled by arrivals.
+inline void fill_equal(std::vector<Walker>& live, std::span<std::uint16_t> table, std::uint32_t spare,
+                       std::uint32_t arrivals_below) {
   const std::uint32_t m = static_cast<std::uint32_t>(table.size());
   EqualFill f{table, std::vector<std::uint64_t>((std::size_t{m} + 63) / 64), spare};
   std::vector<std::uint32_t> at(live.size());                  // the slot each walker stepped on
   std::vector<std::uint64_t> landed((live.size() + 63) / 64);  // a bit per walker: that slot was free
   while (f.filled < m && !live.empty()) {
-    if (m - f.filled <= m / kArrivalsBelow) {
+    if (m - f.filled <= m / arrivals_below) {
       finish_by_arrivals(live, f);
       return;
     }
@@ -316,14 +321,10 @@ inline void fill_equal(std::vector<Walker>& live, std::span<std::uint16_t> table
   }
 }
 
-}  // namespace detail
-
-// Fills `table` (its size is M, a prime; at most 2^32 - 1) with indices into
-// `backends`. Backends of weight 0 get no slot; if all have weight 0 every
-// slot is kNoBackend. A backend of weight w owns floor or ceil of M * w / W
-// slots (W the sum of weights). Returns false if M < 2 or there are too many
-// backends.
-inline bool build_maglev(std::span<const MaglevBackend> backends, std::span<std::uint16_t> table) {
+// build_maglev(), with the point where an equal-weight fill turns to
+// arrivals as a parameter (tests: 1, arrivals from the first round).
+inline bool build(std::span<const MaglevBackend> backends, std::span<std::uint16_t> table,
+                  std::uint32_t arrivals_below) {
   const std::uint32_t m = static_cast<std::uint32_t>(table.size());
   if (m < 2 || table.size() > 0xffffffffu || backends.size() >= kNoBackend) return false;
   std::fill(table.begin(), table.end(), kNoBackend);
@@ -363,7 +364,7 @@ inline bool build_maglev(std::span<const MaglevBackend> backends, std::span<std:
   std::uint32_t spare = static_cast<std::uint32_t>(m - due);  // fewer than the walkers that may round up
 
   if (equal_weights) {
-    detail::fill_equal(live, table, spare);
+    detail::fill_equal(live, table, spare, arrivals_below);
     return true;
   }
   // Rounds until the table is full; a walker leaves the round once it can
@@ -392,6 +393,17 @@ inline bool build_maglev(std::span<const MaglevBackend> backends, std::span<std:
     live.resize(kept);
   }
   return true;
+}
+
+}  // namespace detail
+
+// Fills `table` (its size is M, a prime; at most 2^32 - 1) with indices into
+// `backends`. Backends of weight 0 get no slot; if all have weight 0 every
+// slot is kNoBackend. A backend of weight w owns floor or ceil of M * w / W
+// slots (W the sum of weights). Returns false if M < 2 or there are too many
+// backends.
+inline bool build_maglev(std::span<const MaglevBackend> backends, std::span<std::uint16_t> table) {
+  return detail::build(backends, table, detail::kArrivalsBelow);
 }
 
 // The backend of a new flow: the slot of the flow's direction-free hash.

@@ -292,13 +292,17 @@ std::vector<std::uint16_t> stepwise(const std::vector<MaglevBackend>& p, std::ui
 // build_maglev() takes shortcuts (a bitmap of taken slots, two passes a
 // round, the last slots by first arrival): the tables must be the ones the
 // plain construction gives, for any pool. Random pools: equal weights
-// (the shortcut's case) and weighted, table sizes down to 2, pools larger
-// than the table, IPv4 and IPv6 identities.
-TEST(Maglev, SameTableAsTheStepByStepConstruction) {
-  std::mt19937_64 rng(20261208);
-  const std::uint32_t sizes[] = {2, 3, 101, 1009, 65537};
-  for (int round = 0; round < 300; ++round) {
-    const std::uint32_t m = sizes[rng() % 5];
+// (the shortcut's case) and weighted, pools larger than the table, IPv4 and
+// IPv6 identities; table sizes down to 2, primes and composites (the
+// configuration asks for a prime, the function takes any M with skips
+// coprime to it). `arrivals_below`: build() turns to arrivals for the last
+// M / 256 slots; with 1 for the whole fill, so that they meet every
+// situation the rounds do.
+void expect_stepwise_tables(std::uint32_t arrivals_below, int pools) {
+  std::mt19937_64 rng(20261208 + arrivals_below);
+  const std::uint32_t sizes[] = {2, 3, 101, 1009, 65537, 4096, 65536};
+  for (int round = 0; round < pools; ++round) {
+    const std::uint32_t m = sizes[rng() % 7];
     const std::size_t n = rng() % 5 == 0 ? rng() % 1200 : rng() % 120;
     const int weights = static_cast<int>(rng() % 4);  // 0, 1: all equal; 2: 0..5; 3: 1..65535
     std::vector<MaglevBackend> p(n);
@@ -316,9 +320,15 @@ TEST(Maglev, SameTableAsTheStepByStepConstruction) {
                  : weights == 2 ? static_cast<std::uint32_t>(rng() % 6)
                                 : 1 + static_cast<std::uint32_t>(rng() % 65535);
     }
-    ASSERT_EQ(build(p, m), stepwise(p, m)) << "pool " << round << ": M " << m << ", N " << n;
+    std::vector<std::uint16_t> t(m);
+    ASSERT_TRUE(ctlb::lb::detail::build(p, t, arrivals_below));
+    ASSERT_EQ(t, stepwise(p, m)) << "pool " << round << ": M " << m << ", N " << n;
   }
 }
+
+TEST(Maglev, SameTableAsTheStepByStepConstruction) { expect_stepwise_tables(ctlb::lb::detail::kArrivalsBelow, 300); }
+
+TEST(Maglev, SameTableAsTheStepByStepConstructionAllByArrivals) { expect_stepwise_tables(1, 100); }
 
 // The largest table the configuration allows (1048573 slots), where the
 // fill's arithmetic (arrivals mod M) has the most room to go wrong.
