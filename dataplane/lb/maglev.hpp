@@ -141,27 +141,39 @@ struct Walker {
   std::uint32_t credit;  // weighted pace: a step per lightest weight of credit
   std::uint16_t backend;  // index into the caller's span
   bool may_round_up;      // share has a fraction: may take one spare slot
+
+  // The slot under the walker, which moves on to the next of its walk.
+  std::uint32_t advance(std::uint32_t m) noexcept {
+    const std::uint32_t c = slot;
+    slot = c >= m - skip ? c - (m - skip) : c + skip;
+    return c;
+  }
+  // Whether it may take a slot: it has room, or may take a spare one.
+  bool may_take(std::uint32_t spare) const noexcept { return room > 0 || (may_round_up && spare > 0); }
+  // Counts a slot it takes against its room, or else the spare slots; false
+  // (nothing counted) if it may not take one.
+  bool claim(std::uint32_t& spare) noexcept {
+    if (room > 0) {
+      --room;
+    } else if (may_round_up && spare > 0) {
+      --spare;
+      may_round_up = false;
+    } else {
+      return false;
+    }
+    return true;
+  }
 };
 
 // One step of a walk: takes the slot under the walker if free and due.
 // Returns false once the walker can take nothing more.
 inline bool step(Walker& w, std::span<std::uint16_t> table, std::uint32_t& spare, std::uint32_t& filled) noexcept {
-  const std::uint32_t m = static_cast<std::uint32_t>(table.size());
-  const std::uint32_t c = w.slot;
-  w.slot = c >= m - w.skip ? c - (m - w.skip) : c + w.skip;
-  if (table[c] == kNoBackend) {
-    if (w.room > 0) {
-      --w.room;
-      table[c] = w.backend;
-      ++filled;
-    } else if (spare > 0) {  // may_round_up, or it would have stopped
-      --spare;
-      w.may_round_up = false;
-      table[c] = w.backend;
-      ++filled;
-    }
+  const std::uint32_t c = w.advance(static_cast<std::uint32_t>(table.size()));
+  if (table[c] == kNoBackend && w.claim(spare)) {
+    table[c] = w.backend;
+    ++filled;
   }
-  return w.room > 0 || (w.may_round_up && spare > 0);
+  return w.may_take(spare);
 }
 
 // x mod m for any 64-bit x, by a reciprocal of m worked out once.
@@ -212,20 +224,12 @@ struct EqualFill {
   bool is_taken(std::uint32_t c) const noexcept { return (taken[c >> 6] >> (c & 63)) & 1u; }
   // Walker w takes free slot c if it still may; false if it may not.
   bool take(Walker& w, std::uint32_t c) noexcept {
-    if (w.room > 0) {
-      --w.room;
-    } else if (w.may_round_up && spare > 0) {
-      --spare;
-      w.may_round_up = false;
-    } else {
-      return false;
-    }
+    if (!w.claim(spare)) return false;
     taken[c >> 6] |= std::uint64_t{1} << (c & 63);
     table[c] = w.backend;
     ++filled;
     return true;
   }
-  bool can_take(const Walker& w) const noexcept { return w.room > 0 || (w.may_round_up && spare > 0); }
 };
 
 // The end of an equal-weight fill, to the table that more rounds would
@@ -246,7 +250,7 @@ inline void finish_by_arrivals(std::vector<Walker>& live, EqualFill& f) {
   auto first_arrival = [&](std::uint32_t s) {
     std::uint64_t first = kNone;
     for (std::size_t i = 0; i < live.size(); ++i) {
-      if (!f.can_take(live[i])) continue;
+      if (!live[i].may_take(f.spare)) continue;
       const std::uint32_t ahead = s >= live[i].slot ? s - live[i].slot : s + (m - live[i].slot);
       first = std::min(first, std::uint64_t{mod(std::uint64_t{ahead} * inverse[i])} << 16 | i);
     }
@@ -301,9 +305,7 @@ inline void fill_equal(std::vector<Walker>& live, std::span<std::uint16_t> table
     for (std::size_t g = 0; g * 64 < count; ++g) {
       std::uint64_t bits = 0;
       for (std::size_t i = g * 64; i < std::min(count, g * 64 + 64); ++i) {
-        Walker& w = live[i];
-        const std::uint32_t c = w.slot;
-        w.slot = c >= m - w.skip ? c - (m - w.skip) : c + w.skip;
+        const std::uint32_t c = live[i].advance(m);
         at[i] = c;
         bits |= std::uint64_t{!f.is_taken(c)} << (i & 63);
       }
@@ -317,7 +319,7 @@ inline void fill_equal(std::vector<Walker>& live, std::span<std::uint16_t> table
         if (!f.is_taken(at[i]) && f.take(w, at[i])) stopped = stopped || w.room == 0;
       }
     }
-    if (stopped) std::erase_if(live, [&](const Walker& w) { return !f.can_take(w); });
+    if (stopped) std::erase_if(live, [&](const Walker& w) { return !w.may_take(f.spare); });
   }
 }
 
