@@ -1028,16 +1028,14 @@ struct NatRing {
       for (std::uint32_t b = 0; b < s.payload; ++b) f[len[i] - s.payload + b] = static_cast<std::uint8_t>(rng());
       if (packet::parse_frame(f, len[i], views[i]) != ParseResult::Tcp) std::abort();
       const PacketView& v = views[i];
+      // The sums with each checksum field 0, then the checksums that make
+      // them verify.
       if (v.family == packet::IpFamily::V4) {
         store_be16(f + v.l3_offset + 10, 0);
-        store_be16(f + v.l3_offset + 10, static_cast<std::uint16_t>(~packet::fold(
-                                             packet::ones_sum(f + v.l3_offset, v.l4_offset - v.l3_offset))));
+        store_be16(f + v.l3_offset + 10, static_cast<std::uint16_t>(~packet::fold(packet::ipv4_header_sum(f, v))));
       }
-      std::uint32_t sum = packet::ones_sum(v.src, v.family == packet::IpFamily::V4 ? 4 : 16);
-      sum = packet::ones_sum(v.dst, v.family == packet::IpFamily::V4 ? 4 : 16, sum);
-      sum += 6 + (v.l4_len & 0xffff) + (v.l4_len >> 16);
-      sum = packet::ones_sum(f + v.l4_offset, v.l4_len, sum);  // the checksum field is 0 here
-      store_be16(f + v.l4_offset + 16, static_cast<std::uint16_t>(~packet::fold(sum)));
+      store_be16(f + v.l4_offset + 16, 0);
+      store_be16(f + v.l4_offset + 16, static_cast<std::uint16_t>(~packet::fold(packet::tcp_sum(f, v))));
     }
     pristine.assign(data, data + kCount * kStride);
   }

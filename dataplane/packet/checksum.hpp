@@ -29,29 +29,34 @@ inline std::uint16_t fold(std::uint32_t sum) noexcept {
   return static_cast<std::uint16_t>(sum);
 }
 
-// True if the IPv4 header checksum verifies.
-inline bool ipv4_header_checksum_ok(const std::uint8_t* frame, const PacketView& v) noexcept {
-  const std::uint8_t* ip = frame + v.l3_offset;
-  const std::size_t ihl = static_cast<std::size_t>(v.l4_offset - v.l3_offset);
-  return fold(ones_sum(ip, ihl)) == 0xffff;
+// One's complement sum of the IPv4 header, its checksum field included:
+// 0xffff once folded if the checksum verifies.
+inline std::uint32_t ipv4_header_sum(const std::uint8_t* frame, const PacketView& v) noexcept {
+  return ones_sum(frame + v.l3_offset, static_cast<std::size_t>(v.l4_offset - v.l3_offset));
 }
 
-// True if the TCP checksum (with the pseudo-header) verifies. `v` must come
-// from parse_frame() returning Tcp on the same frame, unfragmented.
-inline bool tcp_checksum_ok(const std::uint8_t* frame, const PacketView& v) noexcept {
-  std::uint32_t sum = 0;
-  if (v.family == IpFamily::V4) {
-    sum = ones_sum(v.src, 4, sum);
-    sum = ones_sum(v.dst, 4, sum);
-  } else {
-    sum = ones_sum(v.src, 16, sum);
-    sum = ones_sum(v.dst, 16, sum);
-  }
+// One's complement sum of the TCP pseudo-header (addresses from `v`) and
+// segment, its checksum field included: 0xffff once folded if the checksum
+// verifies. `v` must come from parse_frame() returning Tcp on the same
+// frame, unfragmented.
+inline std::uint32_t tcp_sum(const std::uint8_t* frame, const PacketView& v) noexcept {
+  const std::size_t addr_len = v.family == IpFamily::V4 ? 4 : 16;
+  std::uint32_t sum = ones_sum(v.src, addr_len);
+  sum = ones_sum(v.dst, addr_len, sum);
   sum += 6;  // protocol
   sum += v.l4_len & 0xffff;
   sum += v.l4_len >> 16;
-  sum = ones_sum(frame + v.l4_offset, v.l4_len, sum);
-  return fold(sum) == 0xffff;
+  return ones_sum(frame + v.l4_offset, v.l4_len, sum);
+}
+
+// True if the IPv4 header checksum verifies.
+inline bool ipv4_header_checksum_ok(const std::uint8_t* frame, const PacketView& v) noexcept {
+  return fold(ipv4_header_sum(frame, v)) == 0xffff;
+}
+
+// True if the TCP checksum verifies (see tcp_sum()).
+inline bool tcp_checksum_ok(const std::uint8_t* frame, const PacketView& v) noexcept {
+  return fold(tcp_sum(frame, v)) == 0xffff;
 }
 
 // RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m') for a 16-bit field changing m -> m'.

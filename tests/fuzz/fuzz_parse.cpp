@@ -158,8 +158,8 @@ void check_ack_segment(const Bytes& f, std::size_t len, std::size_t wire, ParseR
 // One's complement zero has two forms.
 std::uint16_t norm(std::uint16_t s) { return s == 0 ? 0xffff : s; }
 
-std::uint16_t ipv4_header_sum(const std::uint8_t* frame, const PacketView& v) {
-  return norm(ctlb::packet::fold(ctlb::packet::ones_sum(frame + v.l3_offset, v.l4_offset - v.l3_offset)));
+std::uint16_t ipv4_header_residue(const std::uint8_t* frame, const PacketView& v) {
+  return norm(ctlb::packet::fold(ctlb::packet::ipv4_header_sum(frame, v)));
 }
 
 // The TCP checksum's sum over the pseudo-header (addresses as now in the
@@ -180,7 +180,7 @@ void check_nat(const Bytes& f, std::size_t len, const PacketView& v) {
   std::uint8_t* p = frame.data();
   const std::size_t at_hand = std::min<std::size_t>(v.l4_len, len - v.l4_offset);
   const std::uint16_t tcp_before = tcp_sum(p, v, at_hand);
-  const std::uint16_t ip_before = v.family == IpFamily::V4 ? ipv4_header_sum(p, v) : 0;
+  const std::uint16_t ip_before = v.family == IpFamily::V4 ? ipv4_header_residue(p, v) : 0;
   // New endpoints derived from the frame itself, so that every value occurs.
   std::uint8_t addr[16];
   for (int i = 0; i < 16; ++i) addr[i] = static_cast<std::uint8_t>(p[(i * 7 + 3) % len] ^ (0x5a + i));
@@ -195,7 +195,7 @@ void check_nat(const Bytes& f, std::size_t len, const PacketView& v) {
   FUZZ_CHECK(tcp_sum(p, v, at_hand) == tcp_before, "rewrite_dst changed the TCP checksum sum %04x -> %04x",
              tcp_before, tcp_sum(p, v, at_hand));
   if (v.family == IpFamily::V4)
-    FUZZ_CHECK(ipv4_header_sum(p, v) == ip_before, "rewrite_dst changed the IPv4 header sum");
+    FUZZ_CHECK(ipv4_header_residue(p, v) == ip_before, "rewrite_dst changed the IPv4 header sum");
 
   ctlb::lb::rewrite_src(p, v, addr, static_cast<std::uint16_t>(port ^ 0x8001));
   FUZZ_CHECK(std::memcmp(p + src_at, addr, alen) == 0 &&
@@ -203,14 +203,14 @@ void check_nat(const Bytes& f, std::size_t len, const PacketView& v) {
              "rewrite_src did not write the source");
   FUZZ_CHECK(tcp_sum(p, v, at_hand) == tcp_before, "rewrite_src changed the TCP checksum sum");
   if (v.family == IpFamily::V4)
-    FUZZ_CHECK(ipv4_header_sum(p, v) == ip_before, "rewrite_src changed the IPv4 header sum");
+    FUZZ_CHECK(ipv4_header_residue(p, v) == ip_before, "rewrite_src changed the IPv4 header sum");
 
   const std::uint8_t ttl = p[v.l3_offset + (v.family == IpFamily::V4 ? 8 : 7)];
   const bool ok = ctlb::lb::decrement_ttl(p, v);
   const std::uint8_t after = p[v.l3_offset + (v.family == IpFamily::V4 ? 8 : 7)];
   FUZZ_CHECK(ok == (ttl > 1) && after == (ok ? ttl - 1 : ttl), "decrement_ttl %u -> %u (%d)", ttl, after, ok);
   if (v.family == IpFamily::V4)
-    FUZZ_CHECK(ipv4_header_sum(p, v) == ip_before, "decrement_ttl changed the IPv4 header sum");
+    FUZZ_CHECK(ipv4_header_residue(p, v) == ip_before, "decrement_ttl changed the IPv4 header sum");
 }
 
 }  // namespace
