@@ -198,6 +198,16 @@ TEST(Maglev, SameTableWhateverTheConfigurationOrder) {
     ASSERT_EQ(std::memcmp(&p[t1[s]].id, &q[t2[s]].id, sizeof(BackendId)), 0) << "slot " << s;
 }
 
+// FNV-1a over the table's entries, low byte first.
+std::uint64_t fingerprint(const std::vector<std::uint16_t>& t) {
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  for (auto b : t) {
+    h = (h ^ (b & 0xff)) * 0x100000001b3ull;
+    h = (h ^ (b >> 8)) * 0x100000001b3ull;
+  }
+  return h;
+}
+
 // Instances behind ECMP must build the same table from the same pool, across
 // processes, builds and versions: a fingerprint of the table pins it. If the
 // construction changes on purpose, every instance has to be upgraded together.
@@ -206,24 +216,14 @@ TEST(Maglev, SameTableInEveryProcess) {
   p[3].weight = 4;
   const auto t = build(p);
   EXPECT_EQ(build(p), t);
-  std::uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a
-  for (auto b : t) {
-    h = (h ^ (b & 0xff)) * 0x100000001b3ull;
-    h = (h ^ (b >> 8)) * 0x100000001b3ull;
-  }
-  EXPECT_EQ(h, 0xc35626d2c69d57a9ull) << std::hex << h;
+  EXPECT_EQ(fingerprint(t), 0xc35626d2c69d57a9ull) << std::hex << fingerprint(t);
 }
 
 // The same pin for an equal-weight pool, which build_maglev() fills by a
 // faster route (two passes a round, then first arrivals) than weighted ones.
 TEST(Maglev, SameEqualWeightTableInEveryProcess) {
   const auto t = build(pool(100));
-  std::uint64_t h = 0xcbf29ce484222325ull;
-  for (auto b : t) {
-    h = (h ^ (b & 0xff)) * 0x100000001b3ull;
-    h = (h ^ (b >> 8)) * 0x100000001b3ull;
-  }
-  EXPECT_EQ(h, 0x0d55e77c0fd33630ull) << std::hex << h;
+  EXPECT_EQ(fingerprint(t), 0x0d55e77c0fd33630ull) << std::hex << fingerprint(t);
 }
 
 // The construction as maglev.hpp states it, one step at a time: walkers in
